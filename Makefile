@@ -1,0 +1,34 @@
+# `make test` builds .venv from pyproject.toml (again whenever it changes) and runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: test lint typecheck pytest demo bench clean
+
+test: lint typecheck pytest
+
+$(BIN)/.installed: pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check statemachine tests benchmarks
+	$(BIN)/ruff format --check statemachine tests benchmarks
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+demo: $(BIN)/.installed
+	$(BIN)/statemachine replay specs/examples/car-loans-month.jsonl
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,51 @@
+"""A payment state-machine engine: a debit's state is the single source of truth.
+
+>>> from statemachine import Engine, Event
+>>> engine = Engine.in_memory()
+>>> result = engine.apply(Event.from_dict({"event_id": "gw-1", "debit_id": "loan-42/2026-03",
+...     "type": "submitted", "occurred_at": "2026-03-05T09:00:00+08:00", "source": "gateway"}))
+>>> result.verdict, result.state
+(<Verdict.APPLIED: 'applied'>, 'submitted')
+"""
+
+from .clock import ManualClock, utc_now
+from .debits import Debit, Result, StoredEvent
+from .engine import Engine, Metrics
+from .errors import (
+    ConcurrentUpdate,
+    DeliveryError,
+    InvalidDefinition,
+    InvalidEvent,
+    SpecError,
+    StateMachineError,
+    StoreError,
+)
+from .events import Event
+from .notices import Notice, NoticeStatus, RecordingSender, RetryPolicy, Sender
+from .precedence import Verdict
+from .spec import Spec
+
+__all__ = [
+    "ConcurrentUpdate",
+    "Debit",
+    "DeliveryError",
+    "Engine",
+    "Event",
+    "InvalidDefinition",
+    "InvalidEvent",
+    "ManualClock",
+    "Metrics",
+    "Notice",
+    "NoticeStatus",
+    "RecordingSender",
+    "Result",
+    "RetryPolicy",
+    "Sender",
+    "Spec",
+    "SpecError",
+    "StateMachineError",
+    "StoreError",
+    "StoredEvent",
+    "Verdict",
+    "utc_now",
+]

@@ -1,0 +1,34 @@
+"""Clocks. The engine asks its clock for "now" when it plans and dispatches notices (N5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told and never backwards: tests and replay use event time.
+
+    >>> clock = ManualClock(datetime(2026, 3, 5, tzinfo=UTC))
+    >>> clock.advance_to(datetime(2026, 3, 4, tzinfo=UTC)).day  # earlier: ignored
+    5
+    """
+
+    def __init__(self, start: datetime) -> None:
+        if start.utcoffset() is None:
+            raise ValueError("ManualClock needs an aware datetime (with a UTC offset)")
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance_to(self, moment: datetime) -> datetime:
+        if moment > self.now:
+            self.now = moment
+        return self.now

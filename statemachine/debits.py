@@ -1,0 +1,135 @@
+"""Debits as the engine sees them: the live record, its public snapshot, stored events, results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+import attrs
+
+from .events import Event
+from .precedence import Fold, Strength, Verdict
+
+if TYPE_CHECKING:
+    from .notices import Notice
+
+
+@attrs.frozen
+class Debit:
+    """A snapshot of one debit, as ``engine.get(debit_id)`` returns it."""
+
+    debit_id: str
+    state: str
+    attempt: int
+    version: int
+    needs_review: bool
+    review_reason: str | None
+    amount: int | None = None
+    currency: str | None = None
+
+
+@attrs.frozen
+class StoredEvent:
+    """One arrival as stored: the event (None if it could not be parsed), its verdict and raw text."""
+
+    seq: int
+    event_id: str | None
+    debit_id: str | None
+    type: str | None
+    attempt: int | None
+    occurred_at: datetime | None
+    source: str | None
+    verdict: Verdict
+    reason: str
+    raw: str | None
+    origin: str | None = None
+    event: Event | None = attrs.field(default=None, eq=False, repr=False)
+
+
+class Result(NamedTuple):
+    """What ``engine.apply`` returns: the verdict, why, and where the debit now stands."""
+
+    verdict: Verdict
+    reason: str
+    event_id: str | None
+    debit_id: str | None
+    state: str | None
+    attempt: int | None
+    version: int | None
+    needs_review: bool
+
+    @property
+    def applied(self) -> bool:
+        return self.verdict is Verdict.APPLIED
+
+
+class DebitRecord:
+    """The engine's working copy of one debit: its position and the facts it was folded from.
+
+    A plain slotted class rather than attrs: it is created and changed on the hot path.
+    """
+
+    __slots__ = (
+        "amount",
+        "attempt",
+        "currency",
+        "debit_id",
+        "facts",
+        "max_attempt",
+        "needs_review",
+        "notices",
+        "review_reason",
+        "state",
+        "strength",
+        "version",
+    )
+
+    def __init__(self, debit_id: str, state: str) -> None:
+        self.debit_id = debit_id
+        self.state = state
+        self.attempt = 1
+        self.version = 0
+        self.needs_review = False
+        self.review_reason: str | None = None
+        self.strength: Strength | None = None
+        self.max_attempt = 1
+        self.amount: int | None = None
+        self.currency: str | None = None
+        self.facts: list[Event] = []
+        self.notices: dict[tuple[int, str], Notice] = {}
+
+    def position(self) -> Fold:
+        return Fold(
+            self.state,
+            self.attempt,
+            self.needs_review,
+            self.review_reason,
+            self.strength,
+            None,
+            self.amount,
+            self.currency,
+        )
+
+    def take(self, fold: Fold) -> None:
+        self.state = fold.state
+        self.attempt = fold.attempt
+        self.needs_review = fold.needs_review
+        self.review_reason = fold.review_reason
+        self.strength = fold.strength
+        self.amount = fold.amount
+        self.currency = fold.currency
+
+    def snapshot(self) -> Debit:
+        return Debit(
+            self.debit_id,
+            self.state,
+            self.attempt,
+            self.version,
+            self.needs_review,
+            self.review_reason,
+            self.amount,
+            self.currency,
+        )
+
+    def __repr__(self) -> str:
+        return f"DebitRecord({self.debit_id!r}, {self.state!r}, attempt={self.attempt})"

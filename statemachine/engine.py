@@ -1,0 +1,338 @@
+"""The engine: applies events to debits, keeps the outbox, dispatches notices.
+
+>>> from datetime import UTC, datetime
+>>> engine = Engine.in_memory()
+>>> engine.apply(Event.from_dict({"event_id": "gw-1", "debit_id": "loan-42/2026-03",
+...     "type": "succeeded", "occurred_at": "2026-03-05T10:00:00+08:00"})).verdict
+<Verdict.APPLIED: 'applied'>
+>>> engine.get("loan-42/2026-03").state
+'succeeded'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+import orjson
+
+from .clock import Clock, utc_now
+from .debits import Debit, DebitRecord, Result, StoredEvent
+from .errors import InvalidEvent
+from .events import CREATED, OUTCOME_TYPES, REVERSED, Event
+from .notices import Notice, NoticeStatus, RetryPolicy, Sender, check_senders, matches, plan
+from .precedence import Fold, Verdict, classify, fold, strength, transition_text
+from .spec import STRONGER, Spec
+from .stores.base import Decision, Store
+from .stores.memory import MemoryStore
+
+_new_result = tuple.__new__  # Result(...) without the NamedTuple constructor: apply is hot
+_STRENGTH_TYPES = OUTCOME_TYPES | {REVERSED}
+
+
+@attrs.frozen
+class Metrics:
+    """Counts for operations: ``engine.metrics()``."""
+
+    events_by_verdict: dict[str, int]
+    debits_by_state: dict[str, int]
+    notices_by_status: dict[str, int]
+    needs_review: int
+    unknown_sources: dict[str, int]
+
+    @property
+    def conflicts(self) -> int:
+        return self.events_by_verdict.get(Verdict.CONFLICT, 0)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Debits collected (succeeded) among debits with an outcome."""
+        finished = sum(self.debits_by_state.get(s, 0) for s in ("succeeded", "failed", "reversed"))
+        return self.debits_by_state.get("succeeded", 0) / finished if finished else None
+
+    @property
+    def delivery_rate(self) -> float | None:
+        """Notices sent among notices whose delivery ended (sent or failed)."""
+        sent = self.notices_by_status.get(NoticeStatus.SENT, 0)
+        ended = sent + self.notices_by_status.get(NoticeStatus.FAILED, 0)
+        return sent / ended if ended else None
+
+
+class Engine:
+    """Applies events to debits through a store; the debit's state is the single source of truth.
+
+    Build one with :meth:`in_memory`, or hand it any :class:`~statemachine.stores.Store`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        spec: Spec | None = None,
+        clock: Clock = utc_now,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.spec = spec or Spec.default()
+        self.clock = clock
+        self.retry = retry or RetryPolicy()
+        self._reasons: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def in_memory(cls, spec: Spec | None = None, clock: Clock = utc_now) -> Engine:
+        return cls(MemoryStore(), spec=spec, clock=clock)
+
+    # -- applying events -------------------------------------------------------------------
+
+    def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
+        """Apply one event; returns its verdict, the reason and where the debit now stands."""
+        return self.store.execute(event, self._decide, raw, origin)
+
+    def apply_many(self, events: Iterable[Event]) -> list[Result]:
+        return [self.store.execute(event, self._decide, None, None) for event in events]
+
+    def ingest(self, raw: str | bytes | Mapping[str, Any], origin: str | None = None) -> Result:
+        """Parse and apply one input; bad input is stored with verdict ``invalid`` and its raw text.
+
+        ``origin`` says where it came from, for example ``"march.jsonl:17"``.
+        """
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if not isinstance(text, str):
+            text = orjson.dumps(text, default=str).decode()
+        try:
+            event = Event.from_dict(raw) if isinstance(raw, Mapping) else Event.from_json(raw)
+        except InvalidEvent as exc:
+            debit_id, event_id = _salvage_ids(raw)
+            return self.store.reject(text, str(exc), debit_id, event_id, origin)
+        return self.store.execute(event, self._decide, text, origin)
+
+    def _decide(self, event: Event, record: DebitRecord | None, prior: Event | None) -> Decision:
+        """Decide one arrival. Pure but for changing ``record``, which the store then writes."""
+        if prior is not None:
+            return self._repeat(event, record, prior)
+        spec = self.spec
+        if record is None:
+            record = DebitRecord(event.debit_id, spec.initial)
+            if event.type == CREATED and event.attempt == 1:
+                record.facts.append(event)
+                record.version = 1
+                record.amount, record.currency = event.amount, event.currency
+                return self._decision(event, record, Verdict.APPLIED, f"new debit, {record.state}")
+            before = None
+        else:
+            # Fast path (P2 in order, nothing parked): one guarded step, the fold's result too.
+            edge = spec.edges.get((record.state, event.type))
+            if (
+                edge is not None
+                and event.attempt == record.attempt == record.max_attempt
+                and (edge.guard is None or (edge.guard == STRONGER and record.strength is None))
+            ):
+                source = record.state
+                record.facts.append(event)
+                record.version += 1
+                if event.type in _STRENGTH_TYPES:
+                    power = strength(event, spec)
+                    if record.strength is None or power > record.strength:
+                        record.strength = power
+                record.state = edge.dest
+                notice = plan(record, spec, self.clock()) if edge.dest in spec.outcomes else None
+                reason = self._reasons.get((source, edge.dest))
+                if reason is None:
+                    reason = self._reasons[source, edge.dest] = transition_text(source, edge.dest)
+                return self._decision(event, record, Verdict.APPLIED, reason, notice)
+            before = record.position()
+        after = fold([*record.facts, event], spec)
+        verdict, reason = classify(event, before, after)
+        moved = (after.attempt, after.state) != (record.attempt, record.state)
+        record.facts.append(event)
+        record.version += 1
+        record.max_attempt = max(record.max_attempt, event.attempt)
+        record.take(after)
+        notice = plan(record, spec, self.clock()) if moved or before is None else None
+        return self._decision(event, record, verdict, reason, notice)
+
+    def _repeat(self, event: Event, record: DebitRecord | None, prior: Event) -> Decision:
+        """P1: the same event_id again, with the same content (duplicate) or not (invalid)."""
+        if prior == event:
+            return self._decision(
+                event,
+                record,
+                Verdict.DUPLICATE,
+                "same event_id and content as a stored event",
+                accepted=False,
+            )
+        differ = [
+            f
+            for f in (
+                "debit_id",
+                "type",
+                "attempt",
+                "occurred_at",
+                "source",
+                "amount",
+                "currency",
+                "reason",
+                "data",
+            )
+            if getattr(prior, f) != getattr(event, f)
+        ]
+        return self._decision(
+            event,
+            record,
+            Verdict.INVALID,
+            f"event_id {event.event_id!r} reused with different content ({', '.join(differ)})",
+            accepted=False,
+        )
+
+    def _decision(
+        self,
+        event: Event,
+        record: DebitRecord | None,
+        verdict: Verdict,
+        reason: str,
+        notice: Notice | None = None,
+        accepted: bool = True,
+    ) -> Decision:
+        if event.source not in self.spec.authorities:
+            reason += f"; unknown source {event.source!r} counted as {self.spec.unknown_source}"
+        if record is None:
+            result = _new_result(
+                Result, (verdict, reason, event.event_id, event.debit_id, None, None, None, False)
+            )
+        else:
+            result = _new_result(
+                Result,
+                (
+                    verdict,
+                    reason,
+                    event.event_id,
+                    event.debit_id,
+                    record.state,
+                    record.attempt,
+                    record.version,
+                    record.needs_review,
+                ),
+            )
+        return Decision(result, record if accepted else None, accepted, notice)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, debit_id: str) -> Debit | None:
+        """The debit's current snapshot, or None if no event has named it."""
+        record = self.store.debit(debit_id)
+        return record.snapshot() if record is not None else None
+
+    def history(self, debit_id: str) -> list[StoredEvent]:
+        """Every arrival for the debit, in arrival order, each with its verdict and reason."""
+        return self.store.history(debit_id)
+
+    def notices(self, debit_id: str | None = None) -> list[Notice]:
+        return self.store.notices(debit_id)
+
+    def rebuild(self, debit_id: str) -> Fold:
+        """The debit's position folded afresh from its stored events (P6)."""
+        accepted = [
+            stored.event
+            for stored in self.store.history(debit_id)
+            if stored.event is not None
+            and stored.verdict not in (Verdict.DUPLICATE, Verdict.INVALID)
+        ]
+        return fold(accepted, self.spec)
+
+    def verify(self) -> list[str]:
+        """P6 for every debit: the debits whose live state differs from a rebuild, described."""
+        problems = []
+        for debit_id in self.store.debit_ids():
+            live, rebuilt = self.get(debit_id), self.rebuild(debit_id)
+            assert live is not None
+            if (live.state, live.attempt, live.needs_review) != (
+                rebuilt.state,
+                rebuilt.attempt,
+                rebuilt.needs_review,
+            ):
+                problems.append(
+                    f"{debit_id}: live {live.state}@{live.attempt} review={live.needs_review}, "
+                    f"rebuilt {rebuilt.state}@{rebuilt.attempt} review={rebuilt.needs_review}"
+                )
+        return problems
+
+    def metrics(self) -> Metrics:
+        counts = self.store.counts()
+        unknown = {s: n for s, n in counts.sources.items() if s not in self.spec.authorities}
+        return Metrics(counts.verdicts, counts.states, counts.notices, counts.needs_review, unknown)
+
+    # -- notices ---------------------------------------------------------------------------
+
+    def dispatch_due(self, senders: Iterable[Sender], now: datetime | None = None) -> list[Notice]:
+        """Send every notice due at ``now`` that still states the debit's outcome (N3).
+
+        Senders are tried in order until one accepts (N4); a notice no longer true is cancelled
+        as superseded. Returns the notices handled, with their new status.
+        """
+        channels = check_senders(senders)
+        now = self.clock() if now is None else now
+        handled = []
+        for notice in self.store.due_notices(now):
+            record = self.store.debit(notice.debit_id)
+            if not matches(notice, record):
+                where = f"{record.state} on attempt {record.attempt}" if record else "gone"
+                notice = attrs.evolve(
+                    notice,
+                    status=NoticeStatus.CANCELLED,
+                    status_reason=f"superseded: the debit is {where}",
+                )
+            else:
+                notice = self._deliver(notice, channels, now)
+            self.store.save_notice(notice)
+            handled.append(notice)
+        return handled
+
+    def _deliver(self, notice: Notice, channels: tuple[Sender, ...], now: datetime) -> Notice:
+        errors = []
+        for sender in channels:
+            try:
+                sender.send(notice)
+            except Exception as exc:  # any sender failure is recorded, and the next one tried
+                errors.append(f"{sender.name}: {exc}")
+                continue
+            return attrs.evolve(
+                notice,
+                status=NoticeStatus.SENT,
+                sent_at=now,
+                channel=sender.name,
+                deliveries=notice.deliveries + 1,
+                last_error="; ".join(errors) or None,
+            )
+        deliveries = notice.deliveries + 1
+        if deliveries >= self.retry.max_deliveries:
+            return attrs.evolve(
+                notice,
+                status=NoticeStatus.FAILED,
+                deliveries=deliveries,
+                last_error="; ".join(errors),
+                status_reason=f"gave up after {deliveries} deliveries",
+            )
+        return attrs.evolve(
+            notice,
+            due_at=now + self.retry.delay(deliveries),
+            deliveries=deliveries,
+            last_error="; ".join(errors),
+        )
+
+
+def _salvage_ids(raw: object) -> tuple[str | None, str | None]:
+    """The debit_id and event_id of unusable input, when they can be read, to file it under."""
+    data: object = raw
+    if isinstance(raw, str | bytes):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None, None
+    if not isinstance(data, Mapping):
+        return None, None
+    debit_id, event_id = data.get("debit_id"), data.get("event_id")
+    return (
+        debit_id if isinstance(debit_id, str) and debit_id else None,
+        event_id if isinstance(event_id, str) and event_id else None,
+    )

@@ -1,0 +1,41 @@
+"""The package's own exceptions: every failure a caller can act on has a type here."""
+
+from __future__ import annotations
+
+
+class StateMachineError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidEvent(StateMachineError, ValueError):
+    """An event that breaks the event format: names the field, what was expected and what came.
+
+    >>> str(InvalidEvent("attempt", "an integer >= 1", 0))
+    'attempt: expected an integer >= 1, got 0'
+    """
+
+    def __init__(self, field: str, expected: str, received: object) -> None:
+        self.field = field
+        self.expected = expected
+        self.received = received
+        super().__init__(f"{field}: expected {expected}, got {received!r}")
+
+
+class SpecError(StateMachineError, ValueError):
+    """A machine spec that cannot be used; the message says what is wrong and how to fix it."""
+
+
+class StoreError(StateMachineError):
+    """A store failed in a way the caller cannot fix by retrying the same call."""
+
+
+class ConcurrentUpdate(StoreError):
+    """Another writer changed the debit between read and write: retry the apply."""
+
+
+class DeliveryError(StateMachineError):
+    """A sender could not deliver a notice; the dispatcher records it and retries later."""
+
+
+class InvalidDefinition(StateMachineError, TypeError):
+    """A component handed to the engine is unusable, for example a sender without a name."""

@@ -1,0 +1,183 @@
+"""Events: facts reported by a source about one debit, in DESIGN's JSON form.
+
+>>> e = Event.from_dict({"event_id": "gw-1", "debit_id": "loan-42/2026-03", "type": "succeeded",
+...                      "occurred_at": "2026-03-05T10:00:00+08:00", "source": "gateway"})
+>>> e.attempt, e.occurred_at.utcoffset()
+(1, datetime.timedelta(seconds=28800))
+>>> Event.from_dict({**e.to_dict(), "attempt": 0})
+Traceback (most recent call last):
+...
+statemachine.errors.InvalidEvent: attempt: expected an integer >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+import orjson
+
+from .errors import InvalidEvent
+
+CREATED: Final = "created"
+SUBMITTED: Final = "submitted"
+SUCCEEDED: Final = "succeeded"
+FAILED: Final = "failed"
+REVERSED: Final = "reversed"
+RETRIED: Final = "retried"
+EVENT_TYPES: Final = (CREATED, SUBMITTED, SUCCEEDED, FAILED, REVERSED, RETRIED)
+OUTCOME_TYPES: Final = frozenset({SUCCEEDED, FAILED})
+
+FIELDS: Final = (
+    "event_id",
+    "debit_id",
+    "type",
+    "attempt",
+    "occurred_at",
+    "source",
+    "amount",
+    "currency",
+    "reason",
+    "data",
+)
+_CURRENCY = re.compile(r"[A-Z]{3}\Z")
+
+
+def _non_empty_str(field: str) -> Any:
+    def check(_: Any, __: Any, value: Any) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidEvent(field, "a non-empty string", value)
+
+    return check
+
+
+def _check_type(_: Any, __: Any, value: Any) -> None:
+    if value not in EVENT_TYPES:
+        raise InvalidEvent("type", f"one of {', '.join(EVENT_TYPES)}", value)
+
+
+def _check_attempt(_: Any, __: Any, value: Any) -> None:
+    if type(value) is not int or value < 1:
+        raise InvalidEvent("attempt", "an integer >= 1", value)
+
+
+def _check_time(_: Any, __: Any, value: Any) -> None:
+    if not isinstance(value, datetime):
+        raise InvalidEvent("occurred_at", "an ISO 8601 time with a UTC offset", value)
+    if value.utcoffset() is None:
+        raise InvalidEvent(
+            "occurred_at", "a UTC offset (a naive time is ambiguous)", value.isoformat()
+        )
+
+
+def _check_amount(_: Any, __: Any, value: Any) -> None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise InvalidEvent("amount", "an integer number of minor units >= 0", value)
+
+
+def _check_currency(_: Any, __: Any, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not _CURRENCY.match(value)):
+        raise InvalidEvent("currency", "a three-letter ISO 4217 code such as CNY", value)
+
+
+def _check_reason(_: Any, __: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidEvent("reason", "a scheme code string such as AM04, or null", value)
+
+
+def _check_data(_: Any, __: Any, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise InvalidEvent("data", "a JSON object", value)
+
+
+@attrs.frozen(slots=True)
+class Event:
+    """One fact about one debit. Immutable; equal events have equal content (P1).
+
+    Build one with :meth:`from_dict` from JSON-like data, or directly with keyword arguments;
+    either way every field is checked and a bad one raises :class:`InvalidEvent`.
+    """
+
+    event_id: str = attrs.field(validator=_non_empty_str("event_id"))
+    debit_id: str = attrs.field(validator=_non_empty_str("debit_id"))
+    type: str = attrs.field(validator=_check_type)
+    occurred_at: datetime = attrs.field(validator=_check_time)
+    attempt: int = attrs.field(default=1, validator=_check_attempt)
+    source: str = attrs.field(default="gateway", validator=_non_empty_str("source"))
+    amount: int | None = attrs.field(default=None, validator=_check_amount)
+    currency: str | None = attrs.field(default=None, validator=_check_currency)
+    reason: str | None = attrs.field(default=None, validator=_check_reason)
+    data: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_data, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.type == CREATED and self.amount is None:
+            raise InvalidEvent("amount", "an amount in minor units on a `created` event", None)
+        if self.type == RETRIED and self.attempt < 2:
+            raise InvalidEvent(
+                "attempt", "the new attempt's number (>= 2) on `retried`", self.attempt
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """Build an event from DESIGN's JSON form; ``occurred_at`` may be a string or a datetime."""
+        if not isinstance(data, Mapping):
+            raise InvalidEvent("event", "a JSON object", data)
+        unknown = [key for key in data if key not in FIELDS]
+        if unknown:
+            name = str(unknown[0])
+            raise InvalidEvent(name, f"a known field name ({', '.join(FIELDS)})", name)
+        for required in ("event_id", "debit_id", "type", "occurred_at"):
+            if data.get(required) is None:
+                raise InvalidEvent(required, "a value (the field is required)", None)
+        fields = dict(data)
+        fields["occurred_at"] = parse_time(fields["occurred_at"])
+        for optional in ("attempt", "source", "data"):
+            if fields.get(optional, 0) is None:
+                del fields[optional]
+        return cls(**fields)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Event:
+        """Parse one JSON line; a syntax error is reported as :class:`InvalidEvent` too."""
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent("event", "one JSON object", f"unparseable JSON ({exc})") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """DESIGN's JSON form, ``occurred_at`` as ISO 8601 text with its original offset."""
+        return {
+            "event_id": self.event_id,
+            "debit_id": self.debit_id,
+            "type": self.type,
+            "attempt": self.attempt,
+            "occurred_at": self.occurred_at.isoformat(),
+            "source": self.source,
+            "amount": self.amount,
+            "currency": self.currency,
+            "reason": self.reason,
+            "data": dict(self.data),
+        }
+
+    def to_json(self) -> str:
+        return orjson.dumps(self.to_dict()).decode()
+
+
+def parse_time(value: object, field: str = "occurred_at") -> datetime:
+    """ISO 8601 text (or a datetime) with a UTC offset; a naive time is refused."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(field, "an ISO 8601 time with a UTC offset", value) from None
+    else:
+        raise InvalidEvent(field, "an ISO 8601 time with a UTC offset", value)
+    if moment.utcoffset() is None:
+        raise InvalidEvent(field, "a UTC offset (a naive time is ambiguous)", value)
+    return moment

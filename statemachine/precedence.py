@@ -1,0 +1,212 @@
+"""Precedence rules P2-P5: a debit's state is a fold of its accepted events in canonical order.
+
+The canonical order is (attempt, position in the attempt, strength, event_id), so the result
+depends on the *set* of events and never on the order they arrived in (P5). Each event is a
+trigger on the spec's shared transition table; guards decide contested outcomes (P3) and
+attempts (P4). The verdict of an arrival comes from comparing the fold before and after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final, NamedTuple
+
+from .events import (
+    CREATED,
+    FAILED,
+    OUTCOME_TYPES,
+    RETRIED,
+    REVERSED,
+    SUBMITTED,
+    SUCCEEDED,
+    Event,
+)
+from .spec import STRONGER, Spec
+
+
+class Verdict(StrEnum):
+    """What the engine made of one arriving event; exactly one per event, stored with it."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    CONFLICT = "conflict"
+    PARKED = "parked"
+    INVALID = "invalid"
+
+
+# P2: where each event type sits within its attempt. `retried(n)` opens attempt n, so it leads it.
+POSITION: Final = {RETRIED: -1, CREATED: 0, SUBMITTED: 1, SUCCEEDED: 2, FAILED: 2, REVERSED: 3}
+COLLECTED: Final = frozenset({SUCCEEDED, REVERSED})
+DOUBLE_COLLECTION_RISK: Final = "double_collection_risk"
+_DAWN: Final = datetime.min.replace(tzinfo=UTC)
+
+# (authority, occurred_at, 1 for success): the larger report wins an attempt's outcome (P3).
+Strength = tuple[int, datetime, int]
+
+
+def strength(event: Event, spec: Spec) -> Strength:
+    """How strongly ``event`` asserts its attempt's outcome.
+
+    A reversal proves collection (a success) at its own authority but loses every time tie,
+    so it overrides a failure only from a weaker source.
+    """
+    if event.type == REVERSED:
+        return (spec.authority(event.source), _DAWN, 1)
+    return (spec.authority(event.source), event.occurred_at, 1 if event.type == SUCCEEDED else 0)
+
+
+class Fold(NamedTuple):
+    """A debit's position derived from its accepted events."""
+
+    state: str
+    attempt: int
+    needs_review: bool
+    review_reason: str | None
+    strength: Strength | None
+    winner: Event | None
+    amount: int | None
+    currency: str | None
+
+
+def canonical_order(events: Iterable[Event], spec: Spec) -> list[Event]:
+    authority = spec.authority
+    return sorted(
+        events,
+        key=lambda e: (
+            e.attempt,
+            POSITION[e.type],
+            authority(e.source),
+            e.occurred_at,
+            e.type == SUCCEEDED,
+            e.event_id,
+        ),
+    )
+
+
+def fold(events: Iterable[Event], spec: Spec) -> Fold:
+    """Run the events through the spec's transitions in canonical order."""
+    state, attempt = spec.initial, 1
+    best: Strength | None = None
+    winner: Event | None = None
+    amount: int | None = None
+    currency: str | None = None
+    ahead = False  # a submitted-or-later report for an attempt the debit never reached
+    edges = spec.edges
+    for event in canonical_order(events, spec):
+        if event.type == CREATED and amount is None:
+            amount, currency = event.amount, event.currency
+        if event.attempt != attempt:
+            if event.type == RETRIED and event.attempt == attempt + 1:
+                edge = edges.get((state, RETRIED))
+                if edge is not None:
+                    state, attempt, best, winner = edge.dest, event.attempt, None, None
+                    continue
+            if event.attempt > attempt and POSITION[event.type] >= 1:
+                ahead = True
+            continue
+        if event.type == RETRIED:
+            continue  # this attempt is already open
+        edge = edges.get((state, event.type))
+        if edge is None:
+            continue
+        if event.type in OUTCOME_TYPES or event.type == REVERSED:
+            power = strength(event, spec)
+            if edge.guard == STRONGER and best is not None and not power > best:
+                continue
+            if best is None or power > best:
+                best, winner = power, event
+        state = edge.dest
+    # P4: a late success returned the debit to an attempt after a later one was submitted.
+    review = ahead and state in COLLECTED
+    return Fold(
+        state,
+        attempt,
+        review,
+        DOUBLE_COLLECTION_RISK if review else None,
+        best,
+        winner,
+        amount,
+        currency,
+    )
+
+
+def classify(event: Event, before: Fold | None, after: Fold) -> tuple[Verdict, str]:
+    """The verdict and reason of ``event``, which moved the debit from ``before`` to ``after``."""
+    if before is None:
+        if event.attempt > after.attempt:
+            return _unchanged(
+                event, after
+            )  # the debit came into being on an event it can't use yet
+    elif _position(before) == _position(after):
+        return _unchanged(event, after)
+    return Verdict.APPLIED, describe(before, after)
+
+
+def describe(before: Fold | None, after: Fold) -> str:
+    if before is None:
+        text = f"new debit, {after.state}"
+        if after.attempt != 1:
+            text += f" on attempt {after.attempt}"
+    elif after.attempt > before.attempt:
+        text = f"attempt {before.attempt} {before.state} → attempt {after.attempt} {after.state}"
+    elif after.attempt < before.attempt:
+        text = (
+            f"late {after.state} of attempt {after.attempt}: "
+            f"back from attempt {before.attempt} ({before.state})"
+        )
+    else:
+        text = transition_text(before.state, after.state)
+    if after.needs_review and (before is None or not before.needs_review):
+        text += f"; needs review: {after.review_reason}"
+    return text
+
+
+def transition_text(source: str, dest: str) -> str:
+    text = f"{source} → {dest}"
+    if {source, dest} <= {SUCCEEDED, FAILED, REVERSED} and (source, dest) != (SUCCEEDED, REVERSED):
+        text += " (correction)"
+    return text
+
+
+def _position(fold: Fold) -> tuple[str, int, bool]:
+    return fold.state, fold.attempt, fold.needs_review
+
+
+def _unchanged(event: Event, after: Fold) -> tuple[Verdict, str]:
+    attempt = event.attempt
+    if event.type == RETRIED:
+        if attempt <= after.attempt:
+            return Verdict.STALE, f"attempt {attempt} is already open"
+        if attempt == after.attempt + 1:
+            return (
+                Verdict.PARKED,
+                f"waits for attempt {after.attempt} to fail (it is {after.state})",
+            )
+        return Verdict.PARKED, f"waits for attempt {attempt - 1} to open"
+    if attempt > after.attempt:
+        if after.state in COLLECTED:
+            return Verdict.PARKED, (
+                f"attempt {attempt} is withdrawn: attempt {after.attempt} is {after.state}"
+            )
+        return Verdict.PARKED, f"waits for attempt {attempt} to open (retried)"
+    if attempt < after.attempt:
+        return Verdict.STALE, f"attempt {attempt} is behind the debit's attempt {after.attempt}"
+    winner = after.winner
+    if event.type in OUTCOME_TYPES and winner is not None and event.type != _outcome_of(winner):
+        return Verdict.CONFLICT, f"contradicts {_outcome_of(winner)} from {_cite(winner)}"
+    if event.type == REVERSED and after.state == FAILED and winner is not None:
+        return Verdict.CONFLICT, f"reversal of a failed attempt (failed by {_cite(winner)})"
+    if POSITION[event.type] < POSITION.get(after.state, 0):
+        return Verdict.STALE, f"behind the debit's position ({after.state})"
+    return Verdict.STALE, f"already {after.state} on attempt {attempt}"
+
+
+def _outcome_of(event: Event) -> str:
+    return SUCCEEDED if event.type == REVERSED else event.type
+
+
+def _cite(event: Event) -> str:
+    return f"{event.source} ({event.event_id}, {event.occurred_at.isoformat()})"

@@ -1,0 +1,78 @@
+"""The store interface. The engine decides; a store reads, and writes each decision atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+import attrs
+
+from ..debits import DebitRecord, Result, StoredEvent
+from ..events import Event
+from ..notices import Notice
+
+
+class Decision(NamedTuple):
+    """What the engine decided about one arriving event; a store writes it in one transaction."""
+
+    result: Result
+    record: DebitRecord | None  # the debit to write, or None when it is untouched
+    accepted: bool  # the event joins the debit's facts (its event_id is now taken)
+    notice: Notice | None  # a notice planned with this change (N1)
+
+
+Decide = Callable[[Event, DebitRecord | None, Event | None], Decision]
+
+
+@attrs.frozen
+class StoreCounts:
+    """Counts a store keeps for ``engine.metrics()``."""
+
+    verdicts: dict[str, int]
+    states: dict[str, int]
+    notices: dict[str, int]
+    needs_review: int
+    sources: dict[str, int]  # accepted events by source name
+
+
+class Store(Protocol):
+    """Everything the engine needs from persistence.
+
+    ``execute`` runs ``decide(event, record, prior)`` with the debit's record (None if new) and the
+    accepted event already stored under the same event_id (None if none), then writes the
+    arrival, the record and the notice together. ``decide`` may change the record it is given.
+    """
+
+    def execute(
+        self, event: Event, decide: Decide, raw: str | None, origin: str | None
+    ) -> Result: ...
+
+    def reject(
+        self,
+        raw: str,
+        reason: str,
+        debit_id: str | None,
+        event_id: str | None,
+        origin: str | None,
+    ) -> Result:
+        """Store input that is not an event at all, with verdict ``invalid`` and its raw text."""
+        ...
+
+    def debit(self, debit_id: str) -> DebitRecord | None: ...
+
+    def debit_ids(self) -> Iterable[str]: ...
+
+    def history(self, debit_id: str) -> list[StoredEvent]: ...
+
+    def notices(self, debit_id: str | None = None) -> list[Notice]: ...
+
+    def due_notices(self, now: datetime) -> list[Notice]:
+        """Queued notices whose due time has come, earliest first."""
+        ...
+
+    def save_notice(self, notice: Notice) -> None: ...
+
+    def counts(self) -> StoreCounts: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,162 @@
+"""In-memory store: for tests and pure embedding. Nothing survives the process."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+
+from ..debits import DebitRecord, Result, StoredEvent
+from ..events import Event
+from ..notices import Notice, NoticeStatus
+from ..precedence import Verdict
+from .base import Decide, StoreCounts
+
+# One arrival as kept here: (seq, event, verdict, reason, raw, origin, debit_id, event_id).
+_Entry = tuple[int, Event | None, Verdict, str, str | None, str | None, str | None, str | None]
+
+
+class MemoryStore:
+    """Keeps live records in dicts; ``execute`` is all-or-nothing because decide mutates last."""
+
+    def __init__(self) -> None:
+        self._debits: dict[str, DebitRecord] = {}
+        self._accepted: dict[str, Event] = {}
+        self._history: dict[str | None, list[_Entry]] = {}
+        self._verdicts: Counter[str] = Counter()
+        self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
+        self._seq = 0
+
+    def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
+        decision = decide(
+            event, self._debits.get(event.debit_id), self._accepted.get(event.event_id)
+        )
+        result, record, accepted, notice = decision
+        if record is not None:
+            self._debits[event.debit_id] = record
+        if accepted:
+            self._accepted[event.event_id] = event
+        self._seq += 1
+        entry = (
+            self._seq,
+            event,
+            result.verdict,
+            result.reason,
+            raw,
+            origin,
+            event.debit_id,
+            event.event_id,
+        )
+        history = self._history.get(event.debit_id)
+        if history is None:
+            self._history[event.debit_id] = [entry]
+        else:
+            history.append(entry)
+        self._verdicts[result.verdict] += 1
+        if notice is not None:
+            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+        return result
+
+    def reject(
+        self,
+        raw: str,
+        reason: str,
+        debit_id: str | None,
+        event_id: str | None,
+        origin: str | None,
+    ) -> Result:
+        self._seq += 1
+        entry = (self._seq, None, Verdict.INVALID, reason, raw, origin, debit_id, event_id)
+        self._history.setdefault(debit_id, []).append(entry)
+        self._verdicts[Verdict.INVALID] += 1
+        record = self._debits.get(debit_id) if debit_id is not None else None
+        return Result(
+            Verdict.INVALID,
+            reason,
+            event_id,
+            debit_id,
+            record.state if record else None,
+            record.attempt if record else None,
+            record.version if record else None,
+            record.needs_review if record else False,
+        )
+
+    def debit(self, debit_id: str) -> DebitRecord | None:
+        return self._debits.get(debit_id)
+
+    def debit_ids(self) -> Iterable[str]:
+        return list(self._debits)
+
+    def history(self, debit_id: str) -> list[StoredEvent]:
+        return [_stored(entry) for entry in self._history.get(debit_id, ())]
+
+    def rejected(self) -> list[StoredEvent]:
+        """Invalid input that named no debit."""
+        return [_stored(entry) for entry in self._history.get(None, ())]
+
+    def notices(self, debit_id: str | None = None) -> list[Notice]:
+        records = self._debits.values() if debit_id is None else [self._debits[debit_id]]
+        return sorted(
+            (n for record in records for n in record.notices.values()),
+            key=lambda n: (n.created_at, n.notice_id),
+        )
+
+    def due_notices(self, now: datetime) -> list[Notice]:
+        due = []
+        while self._due and self._due[0][0] <= now:
+            due_at, _, debit_id = heapq.heappop(self._due)
+            for notice in self._debits[debit_id].notices.values():
+                # Entries are never removed when a notice is rescheduled: skip the outdated ones.
+                if notice.status is NoticeStatus.QUEUED and notice.due_at == due_at:
+                    due.append(notice)
+        return sorted(set(due), key=lambda n: (n.due_at, n.notice_id))
+
+    def save_notice(self, notice: Notice) -> None:
+        self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice
+        if notice.status is NoticeStatus.QUEUED:
+            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+
+    def counts(self) -> StoreCounts:
+        states: Counter[str] = Counter()
+        notices: Counter[str] = Counter()
+        sources: Counter[str] = Counter()
+        review = 0
+        for record in self._debits.values():
+            states[record.state] += 1
+            sources.update(event.source for event in record.facts)
+            review += record.needs_review
+            for notice in record.notices.values():
+                notices[notice.status] += 1
+        return StoreCounts(
+            verdicts={str(k): v for k, v in self._verdicts.items()},
+            states=dict(states),
+            notices={str(k): v for k, v in notices.items()},
+            needs_review=review,
+            sources=dict(sources),
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def _stored(entry: _Entry) -> StoredEvent:
+    seq, event, verdict, reason, raw, origin, debit_id, event_id = entry
+    if event is None:
+        return StoredEvent(
+            seq, event_id, debit_id, None, None, None, None, verdict, reason, raw, origin
+        )
+    return StoredEvent(
+        seq,
+        event.event_id,
+        event.debit_id,
+        event.type,
+        event.attempt,
+        event.occurred_at,
+        event.source,
+        verdict,
+        reason,
+        raw,
+        origin,
+        event,
+    )
