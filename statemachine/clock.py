@@ -20,7 +20,7 @@ class ManualClock:
     5
     """
 
-    def __init__(self, start: datetime) -> None:
+    def __init__(self, start: datetime = datetime.min.replace(tzinfo=UTC)) -> None:
         if start.utcoffset() is None:
             raise ValueError("ManualClock needs an aware datetime (with a UTC offset)")
         self.now = start
