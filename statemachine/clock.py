@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 Clock = Callable[[], datetime]
+DAWN = datetime.min.replace(tzinfo=UTC)
 
 
 def utc_now() -> datetime:
@@ -20,7 +21,7 @@ class ManualClock:
     5
     """
 
-    def __init__(self, start: datetime = datetime.min.replace(tzinfo=UTC)) -> None:
+    def __init__(self, start: datetime = DAWN) -> None:
         if start.utcoffset() is None:
             raise ValueError("ManualClock needs an aware datetime (with a UTC offset)")
         self.now = start

@@ -9,10 +9,11 @@ attempts (P4). The verdict of an arrival comes from comparing the fold before an
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Final, NamedTuple
 
+from .clock import DAWN
 from .events import (
     CREATED,
     FAILED,
@@ -41,7 +42,6 @@ class Verdict(StrEnum):
 POSITION: Final = {RETRIED: -1, CREATED: 0, SUBMITTED: 1, SUCCEEDED: 2, FAILED: 2, REVERSED: 3}
 COLLECTED: Final = frozenset({SUCCEEDED, REVERSED})
 DOUBLE_COLLECTION_RISK: Final = "double_collection_risk"
-_DAWN: Final = datetime.min.replace(tzinfo=UTC)
 
 # (authority, occurred_at, 1 for success): the larger report wins an attempt's outcome (P3).
 Strength = tuple[int, datetime, int]
@@ -54,7 +54,7 @@ def strength(event: Event, spec: Spec) -> Strength:
     so it overrides a failure only from a weaker source.
     """
     if event.type == REVERSED:
-        return (spec.authority(event.source), _DAWN, 1)
+        return (spec.authority(event.source), DAWN, 1)
     return (spec.authority(event.source), event.occurred_at, 1 if event.type == SUCCEEDED else 0)
 
 

@@ -15,14 +15,23 @@ the engine would have sent. Replay sends through recording senders unless told o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import gzip
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import IO, Any, cast
+
+import attrs
+import orjson
 
 from .clock import ManualClock
 from .debits import Result
 from .engine import Engine
-from .events import Event
+from .events import FAILED, Event
 from .notices import Notice, NoticeStatus, RecordingSender, Sender
+from .precedence import COLLECTED
 
 
 class Replay:
@@ -70,3 +79,108 @@ class Replay:
         if event.occurred_at > self.clock.now:
             self.clock.advance_to(event.occurred_at)
             self.dispatch()
+
+
+LEGACY_NOTICE = "notice_sent"
+
+
+@attrs.define
+class ReplaySummary:
+    """What a replay did: counts for the terminal, and the debits worth a look."""
+
+    lines: int = 0
+    verdicts: Counter[str] = attrs.field(factory=Counter)
+    states: Counter[str] = attrs.field(factory=Counter)
+    notices: Counter[tuple[str, str]] = attrs.field(factory=Counter)  # (kind, status)
+    needs_review: list[str] = attrs.field(factory=list)
+    unknown_sources: dict[str, int] = attrs.field(factory=dict)
+    invalid: list[str] = attrs.field(factory=list)  # "origin: reason"
+    legacy_failed_but_succeeded: list[str] = attrs.field(factory=list)
+    engine_failed_but_succeeded: list[str] = attrs.field(factory=list)
+
+    def render(self) -> str:
+        rows = [f"lines read          {self.lines}"]
+        rows.append("events by verdict   " + _pairs(self.verdicts))
+        rows.append("debits by state     " + _pairs(self.states))
+        rows.append(
+            "notices             "
+            + _pairs(Counter({f"{kind} {status}": n for (kind, status), n in self.notices.items()}))
+        )
+        rows.append(
+            f"needs review        {len(self.needs_review)} {' '.join(self.needs_review[:5])}"
+        )
+        if self.unknown_sources:
+            rows.append("unknown sources     " + _pairs(Counter(self.unknown_sources)))
+        rows.append(
+            "failure notices for attempts that were collected: "
+            f"legacy {len(self.legacy_failed_but_succeeded)}, "
+            f"engine {len(self.engine_failed_but_succeeded)} "
+            "(the engine corrects each one it sent)"
+        )
+        for line in self.invalid[:5]:
+            rows.append(f"invalid             {line}")
+        return "\n".join(rows)
+
+
+def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(origin, line)`` for every non-blank line of JSONL files, ``.gz`` or ``-`` (stdin)."""
+    for path in paths:
+        name = str(path)
+        with _open(name) as stream:
+            for number, line in enumerate(stream, 1):
+                if line.strip():
+                    yield f"{name}:{number}", line.rstrip(b"\r\n")
+
+
+def _open(name: str) -> AbstractContextManager[IO[bytes]]:
+    if name == "-":
+        return nullcontext(sys.stdin.buffer)
+    if name.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(name, "rb"))
+    return open(name, "rb")
+
+
+def replay_logs(replay: Replay, paths: Iterable[str | Path]) -> ReplaySummary:
+    """Replay JSONL logs on event time and summarise; bad lines are stored and counted."""
+    summary = ReplaySummary()
+    legacy: set[tuple[str, int | None]] = set()  # (debit_id, attempt) told "failed"
+    for origin, line in read_log(paths):
+        summary.lines += 1
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and data.get("type") == LEGACY_NOTICE:
+            if data.get("notice") == FAILED:
+                legacy.add((str(data.get("debit_id")), data.get("attempt")))
+            continue
+        result = replay.ingest(data if isinstance(data, dict) else line, origin=origin)
+        if result.verdict == "invalid":
+            summary.invalid.append(f"{origin}: {result.reason}")
+    replay.finish()
+    engine = replay.engine
+    metrics = engine.metrics()
+    summary.verdicts.update(metrics.events_by_verdict)
+    summary.states.update(metrics.debits_by_state)
+    summary.unknown_sources = metrics.unknown_sources
+    told_failure: set[tuple[str, int]] = set()
+    for notice in engine.notices():
+        summary.notices[(notice.kind, str(notice.status))] += 1
+        if notice.status is NoticeStatus.SENT and notice.outcome == FAILED:
+            told_failure.add((notice.debit_id, notice.attempt))
+    for debit_id in engine.store.debit_ids():
+        debit = engine.get(debit_id)
+        assert debit is not None
+        if debit.needs_review:
+            summary.needs_review.append(debit_id)
+        if debit.state in COLLECTED:
+            # A failure notice was wrong if the attempt it named ended up collected.
+            if (debit_id, debit.attempt) in legacy or (debit_id, None) in legacy:
+                summary.legacy_failed_but_succeeded.append(debit_id)
+            if (debit_id, debit.attempt) in told_failure:
+                summary.engine_failed_but_succeeded.append(debit_id)
+    return summary
+
+
+def _pairs(counter: Counter[str]) -> str:
+    return ", ".join(f"{key} {count}" for key, count in sorted(counter.items())) or "none"
