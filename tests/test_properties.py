@@ -90,7 +90,8 @@ def test_every_arrival_is_stored_with_exactly_one_verdict(
     assert engine.metrics().events_by_verdict == {str(k): v for k, v in verdicts.items()}
     if facts:
         debit = engine.get("loan-42/2026-03")
-        assert debit is not None and debit.version == len(facts)
+        assert debit is not None
+        assert debit.version == len(facts)
 
 
 @given(st.data(), events())
@@ -99,7 +100,8 @@ def test_version_only_grows(data: st.DataObject, facts: list[Event]) -> None:
     last = 0
     for event in data.draw(deliveries(facts)):
         result = engine.apply(event)
-        assert result.version is not None and result.version >= last
+        assert result.version is not None
+        assert result.version >= last
         last = result.version
 
 

@@ -1,0 +1,232 @@
+"""P2-P4 rule by rule, each with the verdict it must give and the reason it must state."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import ev
+
+from statemachine import Engine, Event, Spec, Verdict
+from statemachine.precedence import fold, strength
+from statemachine.testing import SOURCES, single_events
+
+SPEC = Spec.default()
+
+
+def apply_all(*events: Event) -> tuple[Engine, list[Verdict]]:
+    engine = Engine.in_memory()
+    return engine, [engine.apply(e).verdict for e in events]
+
+
+# P2 -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("late", "after"),
+    [
+        ("created", "submitted"),
+        ("submitted", "succeeded"),
+        ("submitted", "failed"),
+        ("succeeded", "reversed"),
+        ("created", "reversed"),
+    ],
+)
+def test_p2_an_event_behind_the_position_is_stale(late: str, after: str) -> None:
+    steps = (
+        [ev("submitted", 1)] if after == "submitted" else [ev("submitted", 1), ev("succeeded", 2)]
+    )
+    if after == "failed":
+        steps = [ev("submitted", 1), ev("failed", 2)]
+    engine, _ = apply_all(*steps)
+    if after == "reversed":
+        engine.apply(ev("reversed", 3))
+    result = engine.apply(ev(late, 0))
+    assert result.verdict is Verdict.STALE
+    assert "behind the debit's position" in result.reason
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_p2_an_outcome_while_pending_proves_submission(outcome: str) -> None:
+    engine, verdicts = apply_all(ev("created", 0), ev(outcome, 5))
+    assert verdicts == [Verdict.APPLIED, Verdict.APPLIED]
+    assert engine.apply(ev("submitted", 1)).verdict is Verdict.STALE
+
+
+@pytest.mark.parametrize("position", ["pending", "submitted"])
+def test_p2_a_reversal_while_not_collected_proves_collection(position: str) -> None:
+    engine = Engine.in_memory()
+    if position == "submitted":
+        engine.apply(ev("submitted", 0))
+    result = engine.apply(ev("reversed", 30, source="settlement"))
+    assert (result.verdict, result.state) == (Verdict.APPLIED, "reversed")
+    assert engine.apply(ev("succeeded", 5)).verdict is Verdict.STALE
+
+
+# P3 -----------------------------------------------------------------------------------------
+
+
+def _winner(a: Event, b: Event) -> str:
+    sa, sb = strength(a, SPEC), strength(b, SPEC)
+    return (a if sa >= sb else b).type
+
+
+@given(
+    st.sampled_from(SOURCES),
+    st.sampled_from(SOURCES),
+    st.sampled_from([0, 1, 60]),
+    st.sampled_from([0, 1, 60]),
+    st.permutations(["succeeded", "failed"]),
+)
+def test_p3_the_stronger_outcome_wins_in_either_order(
+    source_a: str, source_b: str, at_a: int, at_b: int, kinds: list[str]
+) -> None:
+    a = ev(kinds[0], at_a, source=source_a)
+    b = ev(kinds[1], at_b, source=source_b)
+    expected = _winner(a, b)
+    for first, second in ((a, b), (b, a)):
+        engine = Engine.in_memory()
+        engine.apply(first)
+        result = engine.apply(second)
+        assert result.state == expected
+        # A losing report after the winner is a conflict; a winner after the loser corrects.
+        assert result.verdict is (Verdict.APPLIED if second.type == expected else Verdict.CONFLICT)
+
+
+def test_p3_authority_beats_time() -> None:
+    engine, _ = apply_all(
+        ev("succeeded", 0, source="settlement"), ev("failed", 60, source="gateway")
+    )
+    result = engine.history("d-1")[-1]
+    assert result.verdict is Verdict.CONFLICT
+    assert result.reason.startswith("contradicts succeeded from settlement")
+
+
+def test_p3_at_equal_authority_the_later_report_wins() -> None:
+    engine, verdicts = apply_all(ev("failed", 60), ev("succeeded", 0))
+    assert verdicts == [Verdict.APPLIED, Verdict.CONFLICT]
+    assert engine.get("d-1").state == "failed"  # type: ignore[union-attr]
+
+
+def test_p3_at_an_exact_tie_succeeded_wins() -> None:
+    engine, verdicts = apply_all(ev("succeeded", 5), ev("failed", 5))
+    assert verdicts == [Verdict.APPLIED, Verdict.CONFLICT]
+    assert engine.get("d-1").state == "succeeded"  # type: ignore[union-attr]
+
+
+def test_p3_a_reversal_of_a_failed_attempt_is_a_conflict() -> None:
+    engine, verdicts = apply_all(
+        ev("failed", 0, source="settlement"), ev("reversed", 60, source="settlement")
+    )
+    assert verdicts == [Verdict.APPLIED, Verdict.CONFLICT]
+    assert "reversal of a failed attempt" in engine.history("d-1")[-1].reason
+
+
+def test_p3_a_stronger_reversal_overrides_a_weak_failure() -> None:
+    engine, verdicts = apply_all(
+        ev("failed", 0, source="internal"), ev("reversed", 60, source="settlement")
+    )
+    assert verdicts == [Verdict.APPLIED, Verdict.APPLIED]
+    assert engine.get("d-1").state == "reversed"  # type: ignore[union-attr]
+
+
+def test_p3_unknown_sources_count_as_gateway_and_are_reported() -> None:
+    engine, _ = apply_all(ev("succeeded", 0, source="gateway"))
+    result = engine.apply(ev("failed", 60, source="core-banking"))
+    assert result.state == "failed"  # gateway authority, later: wins
+    assert "unknown source 'core-banking' counted as gateway" in result.reason
+    assert engine.metrics().unknown_sources == {"core-banking": 1}
+
+
+# P4 -----------------------------------------------------------------------------------------
+
+
+def test_p4_retry_opens_the_next_attempt_after_failure() -> None:
+    engine, verdicts = apply_all(ev("failed", 0), ev("retried", 60, attempt=2))
+    assert verdicts == [Verdict.APPLIED, Verdict.APPLIED]
+    debit = engine.get("d-1")
+    assert debit is not None
+    assert (debit.state, debit.attempt) == ("pending", 2)
+
+
+def test_p4_retry_before_the_failure_is_parked_then_takes_effect() -> None:
+    engine, verdicts = apply_all(ev("submitted", 0), ev("retried", 60, attempt=2), ev("failed", 30))
+    assert verdicts == [Verdict.APPLIED, Verdict.PARKED, Verdict.APPLIED]
+    assert engine.get("d-1").attempt == 2  # type: ignore[union-attr]
+
+
+def test_p4_retry_of_a_succeeded_attempt_stays_parked() -> None:
+    engine, verdicts = apply_all(ev("succeeded", 0), ev("retried", 60, attempt=2))
+    assert verdicts == [Verdict.APPLIED, Verdict.PARKED]
+    assert "waits for attempt 1 to fail (it is succeeded)" in engine.history("d-1")[-1].reason
+
+
+def test_p4_events_for_an_unopened_attempt_are_parked() -> None:
+    engine, verdicts = apply_all(ev("submitted", 0), ev("succeeded", 60, attempt=3))
+    assert verdicts == [Verdict.APPLIED, Verdict.PARKED]
+
+
+def test_p4_events_for_an_earlier_attempt_are_stale() -> None:
+    engine, _ = apply_all(ev("failed", 0), ev("retried", 60, attempt=2))
+    for late in (
+        ev("submitted", 0),
+        ev("failed", 1, source="settlement"),
+        ev("succeeded", 2, source="internal"),
+    ):
+        result = engine.apply(late)
+        assert result.verdict is Verdict.STALE, late
+        assert result.attempt == 2
+
+
+@pytest.mark.parametrize(
+    ("attempt2", "review"),
+    [([], False), (["submitted"], True), (["succeeded"], True), (["submitted", "failed"], True)],
+)
+def test_p4_late_success_returns_to_its_attempt(attempt2: list[str], review: bool) -> None:
+    engine, _ = apply_all(
+        ev("failed", 0),
+        ev("retried", 60, attempt=2),
+        *[ev(kind, 61 + i, attempt=2) for i, kind in enumerate(attempt2)],
+    )
+    result = engine.apply(ev("succeeded", 120, source="settlement"))
+    assert result.verdict is Verdict.APPLIED
+    assert "late succeeded of attempt 1" in result.reason
+    debit = engine.get("d-1")
+    assert debit is not None
+    assert (debit.state, debit.attempt, debit.needs_review) == ("succeeded", 1, review)
+    assert debit.review_reason == ("double_collection_risk" if review else None)
+
+
+def test_p4_a_losing_late_success_is_stale() -> None:
+    engine, _ = apply_all(ev("failed", 0, source="settlement"), ev("retried", 60, attempt=2))
+    assert engine.apply(ev("succeeded", 120, source="gateway")).verdict is Verdict.STALE
+
+
+# The fold itself ----------------------------------------------------------------------------
+
+
+@given(st.lists(single_events(), max_size=8, unique_by=lambda e: e.event_id))
+def test_fold_is_order_free(facts: list[Event]) -> None:
+    expected = fold(facts, SPEC)
+    assert fold(list(reversed(facts)), SPEC) == expected
+
+
+def test_the_design_example_orders_all_collide_into_one_state() -> None:
+    facts = [
+        ev("submitted", 0),
+        ev("failed", 1, source="internal"),
+        ev("succeeded", 2),
+        ev("failed", 3, source="internal"),
+        ev("reversed", 900, source="settlement"),
+    ]
+    states = {run_state(order) for order in itertools.permutations(facts)}
+    assert states == {"reversed"}
+
+
+def run_state(order: tuple[Event, ...]) -> str:
+    engine = Engine.in_memory()
+    for event in order:
+        engine.apply(event)
+    return engine.get("d-1").state  # type: ignore[union-attr]
