@@ -164,7 +164,7 @@ def test_p4_retry_of_a_succeeded_attempt_stays_parked() -> None:
 
 
 def test_p4_events_for_an_unopened_attempt_are_parked() -> None:
-    engine, verdicts = apply_all(ev("submitted", 0), ev("succeeded", 60, attempt=3))
+    _, verdicts = apply_all(ev("submitted", 0), ev("succeeded", 60, attempt=3))
     assert verdicts == [Verdict.APPLIED, Verdict.PARKED]
 
 

@@ -127,7 +127,7 @@ def test_one_shared_machine_for_every_debit(monkeypatch: pytest.MonkeyPatch) -> 
     ],
 )
 def test_bad_specs_are_refused_with_the_problem_named(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(SpecError, match="^<dict>: ") as caught:
+    with pytest.raises(SpecError, match=r"^<dict>: ") as caught:
         Spec.from_dict(data)
     assert message in str(caught.value)
 
@@ -137,7 +137,7 @@ def test_a_missing_or_broken_file_is_named(tmp_path: Any) -> None:
         Spec.load(tmp_path / "nope.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("states = [")
-    with pytest.raises(SpecError, match="broken.toml: not valid TOML"):
+    with pytest.raises(SpecError, match=r"broken\.toml: not valid TOML"):
         Spec.load(broken)
 
 
