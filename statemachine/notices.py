@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .spec import Spec
 
 CORRECTION: Final = "correction"
+_new_notice = tuple.__new__  # Notice(...) without the NamedTuple constructor: planning is hot
 
 
 class NoticeStatus(StrEnum):
@@ -30,9 +31,8 @@ class NoticeStatus(StrEnum):
     FAILED = "failed"
 
 
-@attrs.frozen
-class Notice:
-    """One customer message about one debit attempt.
+class Notice(NamedTuple):
+    """One customer message about one debit attempt. Immutable: ``_replace`` makes a changed copy.
 
     ``kind`` is the outcome it announces, or ``correction`` when it replaces an outcome the
     customer was already told; ``outcome`` is always the outcome it states. There is at most one
@@ -82,6 +82,13 @@ def plan(record: DebitRecord, spec: Spec, now: datetime) -> Notice | None:
     if outcome not in spec.outcomes:
         return None
     attempt = record.attempt
+    if not record.notices:  # the usual case: the first outcome of the debit
+        due = now + spec.settle_window if outcome == FAILED else now
+        notice = _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
+                             attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
+                             0, None, None))  # fmt: skip
+        record.notices[(attempt, outcome)] = notice
+        return notice
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
@@ -101,8 +108,8 @@ def plan(record: DebitRecord, spec: Spec, now: datetime) -> Notice | None:
     elif existing.status is NoticeStatus.SENT:
         return None  # never two notices for one (debit, attempt, kind) (N4)
     else:
-        notice = attrs.evolve(
-            existing, outcome=outcome, due_at=due, status=NoticeStatus.QUEUED, status_reason=None
+        notice = existing._replace(
+            outcome=outcome, due_at=due, status=NoticeStatus.QUEUED, status_reason=None
         )
     record.notices[(attempt, kind)] = notice
     return notice

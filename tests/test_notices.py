@@ -165,3 +165,24 @@ def test_recording_sender_refusal_is_a_delivery_error() -> None:
         sender.send(notice)
     sender.send(notice)
     assert sender.sent == [notice]
+
+
+def test_misinformed_lists_the_outcome_that_changed_after_its_one_correction() -> None:
+    engine, clock = clocked_engine()
+    sms = RecordingSender("sms")
+    engine.apply(ev("succeeded", 0, source="gateway"))
+    engine.dispatch_due([sms])
+    engine.apply(ev("failed", 1, source="settlement"))
+    clock.advance_to(T0 + timedelta(hours=1))
+    engine.dispatch_due([sms])  # the correction stating the failure goes out
+    assert engine.misinformed() == []
+    engine.apply(ev("succeeded", 2, source="operator"))
+    clock.advance_to(T0 + timedelta(hours=2))
+    engine.dispatch_due([sms])
+    ((debit_id, told, debit),) = engine.misinformed()
+    assert (debit_id, told.kind, told.outcome, debit.state) == (
+        "d-1",
+        "correction",
+        "failed",
+        "succeeded",
+    )

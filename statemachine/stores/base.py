@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -12,14 +12,10 @@ from ..debits import DebitRecord, Result, StoredEvent
 from ..events import Event
 from ..notices import Notice
 
-
-class Decision(NamedTuple):
-    """What the engine decided about one arriving event; a store writes it in one transaction."""
-
-    result: Result
-    record: DebitRecord | None  # the debit to write, or None when it is untouched
-    accepted: bool  # the event joins the debit's facts (its event_id is now taken)
-    notice: Notice | None  # a notice planned with this change (N1)
+# What the engine decided about one arrival, for the store to write in one transaction:
+# (result, the debit record to write or None when untouched, whether the event joins the
+# debit's facts, the notice planned with the change or None). A plain tuple: apply is hot.
+Decision = tuple[Result, DebitRecord | None, bool, Notice | None]
 
 
 Decide = Callable[[Event, DebitRecord | None, Event | None], Decision]
@@ -63,7 +59,9 @@ class Store(Protocol):
 
     def debit_ids(self) -> Iterable[str]: ...
 
-    def history(self, debit_id: str) -> list[StoredEvent]: ...
+    def history(self, debit_id: str | None) -> list[StoredEvent]:
+        """Arrivals for the debit in arrival order; ``None``: invalid input that named no debit."""
+        ...
 
     def notices(self, debit_id: str | None = None) -> list[Notice]: ...
 

@@ -24,38 +24,26 @@ class MemoryStore:
         self._debits: dict[str, DebitRecord] = {}
         self._accepted: dict[str, Event] = {}
         self._history: dict[str | None, list[_Entry]] = {}
-        self._verdicts: Counter[str] = Counter()
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
         self._seq = 0
 
     def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
-        decision = decide(
-            event, self._debits.get(event.debit_id), self._accepted.get(event.event_id)
+        debit_id, event_id = event.debit_id, event.event_id
+        result, record, accepted, notice = decide(
+            event, self._debits.get(debit_id), self._accepted.get(event_id)
         )
-        result, record, accepted, notice = decision
-        if record is not None:
-            self._debits[event.debit_id] = record
         if accepted:
-            self._accepted[event.event_id] = event
+            self._accepted[event_id] = event
+            self._debits[debit_id] = record  # type: ignore[assignment]
         self._seq += 1
-        entry = (
-            self._seq,
-            event,
-            result.verdict,
-            result.reason,
-            raw,
-            origin,
-            event.debit_id,
-            event.event_id,
-        )
-        history = self._history.get(event.debit_id)
+        entry = (self._seq, event, result.verdict, result.reason, raw, origin, debit_id, event_id)
+        history = self._history.get(debit_id)
         if history is None:
-            self._history[event.debit_id] = [entry]
+            self._history[debit_id] = [entry]
         else:
             history.append(entry)
-        self._verdicts[result.verdict] += 1
         if notice is not None:
-            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+            heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
 
     def reject(
@@ -69,7 +57,6 @@ class MemoryStore:
         self._seq += 1
         entry = (self._seq, None, Verdict.INVALID, reason, raw, origin, debit_id, event_id)
         self._history.setdefault(debit_id, []).append(entry)
-        self._verdicts[Verdict.INVALID] += 1
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result(
             Verdict.INVALID,
@@ -88,12 +75,8 @@ class MemoryStore:
     def debit_ids(self) -> Iterable[str]:
         return list(self._debits)
 
-    def history(self, debit_id: str) -> list[StoredEvent]:
+    def history(self, debit_id: str | None) -> list[StoredEvent]:
         return [_stored(entry) for entry in self._history.get(debit_id, ())]
-
-    def rejected(self) -> list[StoredEvent]:
-        """Invalid input that named no debit."""
-        return [_stored(entry) for entry in self._history.get(None, ())]
 
     def notices(self, debit_id: str | None = None) -> list[Notice]:
         records = self._debits.values() if debit_id is None else [self._debits[debit_id]]
@@ -128,8 +111,11 @@ class MemoryStore:
             review += record.needs_review
             for notice in record.notices.values():
                 notices[notice.status] += 1
+        verdicts: Counter[str] = Counter(
+            entry[2] for history in self._history.values() for entry in history
+        )
         return StoreCounts(
-            verdicts={str(k): v for k, v in self._verdicts.items()},
+            verdicts={str(k): v for k, v in verdicts.items()},
             states=dict(states),
             notices={str(k): v for k, v in notices.items()},
             needs_review=review,
