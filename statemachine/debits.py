@@ -79,6 +79,7 @@ class DebitRecord:
         "needs_review",
         "notices",
         "review_reason",
+        "revision",
         "state",
         "strength",
         "version",
@@ -97,6 +98,7 @@ class DebitRecord:
         self.currency: str | None = None
         self.facts: list[Event] = []
         self.notices: dict[tuple[int, str], Notice] = {}
+        self.revision = 0  # the store's count of writes, to tell a cached copy is current
 
     def position(self) -> Fold:
         return Fold(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import attrs
@@ -21,7 +22,7 @@ import orjson
 
 from .clock import Clock, utc_now
 from .debits import Debit, DebitRecord, Result, StoredEvent
-from .errors import InvalidEvent
+from .errors import InvalidEvent, StoreError
 from .events import CREATED, OUTCOME_TYPES, REVERSED, Event
 from .notices import (
     Notice,
@@ -121,6 +122,32 @@ class Engine:
     def in_memory(cls, spec: Spec | None = None, clock: Clock = utc_now) -> Engine:
         return cls(MemoryStore(), spec=spec, clock=clock)
 
+    @classmethod
+    def open(
+        cls, target: str | Path, spec: Spec | None = None, clock: Clock = utc_now, **options: Any
+    ) -> Engine:
+        """An engine on a store named by ``target``: an SQLite file path, or ``:memory:``.
+
+        ``options`` go to the store, for example ``synchronous="NORMAL"`` for SQLite.
+        """
+        spec = spec or Spec.default()
+        if str(target) == ":memory:":
+            return cls(MemoryStore(), spec=spec, clock=clock)
+        if str(target).startswith(("postgresql://", "postgres://")):
+            raise StoreError("PostgreSQL targets need the PostgreSQL store, not installed here")
+        from .stores.sqlite import SQLiteStore
+
+        return cls(SQLiteStore(target, spec, **options), spec=spec, clock=clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- applying events -------------------------------------------------------------------
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
@@ -130,11 +157,10 @@ class Engine:
     def apply_many(self, events: Iterable[Event]) -> list[Result]:
         """Apply a batch in order. The cyclic garbage collector pauses for the batch: the engine
         makes no reference cycles, and scanning its growing records dominates otherwise."""
-        execute, decide = self._execute, self._decide
         paused = gc.isenabled()
         gc.disable()
         try:
-            return [execute(event, decide, None, None) for event in events]
+            return self.store.execute_many(((e, None, None) for e in events), self._decide)
         finally:
             if paused:
                 gc.enable()
@@ -175,6 +201,10 @@ class Engine:
                 and (step[1] or record.strength is None)
             ):
                 dest, _, strong, outcome, reason = step
+                notice = (
+                    plan(record, dest, record.attempt, self.spec, self.clock()) if outcome else None
+                )
+                # Nothing may fail past this point: the in-memory store's record is live.
                 record.facts.append(event)
                 record.version += 1
                 if strong:
@@ -182,7 +212,8 @@ class Engine:
                     if record.strength is None or power > record.strength:
                         record.strength = power
                 record.state = dest
-                notice = plan(record, self.spec, self.clock()) if outcome else None
+                if notice is not None:
+                    record.notices[(notice.attempt, notice.kind)] = notice
                 if event.source in self._authorities:
                     result = _new_result(
                         Result,
@@ -195,11 +226,18 @@ class Engine:
         after = fold([*record.facts, event], self.spec)
         verdict, reason = classify(event, before, after)
         moved = (after.attempt, after.state) != (record.attempt, record.state)
+        notice = (
+            plan(record, after.state, after.attempt, self.spec, self.clock())
+            if moved or before is None
+            else None
+        )
+        # Nothing may fail past this point: the in-memory store's record is live.
         record.facts.append(event)
         record.version += 1
         record.max_attempt = max(record.max_attempt, event.attempt)
         record.take(after)
-        notice = plan(record, self.spec, self.clock()) if moved or before is None else None
+        if notice is not None:
+            record.notices[(notice.attempt, notice.kind)] = notice
         return self._decision(event, record, verdict, reason, notice)
 
     def _repeat(self, event: Event, record: DebitRecord | None, prior: Event) -> Decision:

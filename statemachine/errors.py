@@ -29,6 +29,10 @@ class StoreError(StateMachineError):
     """A store failed in a way the caller cannot fix by retrying the same call."""
 
 
+class StoreBusy(StoreError):
+    """Another writer held the store for longer than the busy timeout: retry later."""
+
+
 class ConcurrentUpdate(StoreError):
     """Another writer changed the debit between read and write: retry the apply."""
 

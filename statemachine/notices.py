@@ -72,23 +72,20 @@ def notice_id(debit_id: str, attempt: int, kind: str) -> str:
     return f"{debit_id}#{attempt}:{kind}"
 
 
-def plan(record: DebitRecord, spec: Spec, now: datetime) -> Notice | None:
-    """The notice (new or re-queued) that the record's current outcome calls for, if any (N1).
-
-    The record's ``notices`` are updated in place; the caller writes the returned notice in the
-    same transaction as the state change.
+def plan(
+    record: DebitRecord, outcome: str, attempt: int, spec: Spec, now: datetime
+) -> Notice | None:
+    """The notice (new or re-queued) that moving ``record`` to ``outcome`` on ``attempt`` calls
+    for, if any (N1). Changes nothing: the caller keeps it in ``record.notices`` and writes it
+    in the same transaction as the state change.
     """
-    outcome = record.state
     if outcome not in spec.outcomes:
         return None
-    attempt = record.attempt
     if not record.notices:  # the usual case: the first outcome of the debit
         due = now + spec.settle_window if outcome == FAILED else now
-        notice = _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
-                             attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
-                             0, None, None))  # fmt: skip
-        record.notices[(attempt, outcome)] = notice
-        return notice
+        return _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
+                           attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
+                           0, None, None))  # fmt: skip
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
@@ -111,7 +108,6 @@ def plan(record: DebitRecord, spec: Spec, now: datetime) -> Notice | None:
         notice = existing._replace(
             outcome=outcome, due_at=due, status=NoticeStatus.QUEUED, status_reason=None
         )
-    record.notices[(attempt, kind)] = notice
     return notice
 
 

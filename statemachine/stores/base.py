@@ -44,6 +44,12 @@ class Store(Protocol):
         self, event: Event, decide: Decide, raw: str | None, origin: str | None
     ) -> Result: ...
 
+    def execute_many(
+        self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
+    ) -> list[Result]:
+        """``execute`` for each (event, raw, origin), in one transaction where the store has them."""
+        ...
+
     def reject(
         self,
         raw: str,

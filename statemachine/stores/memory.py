@@ -46,6 +46,12 @@ class MemoryStore:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
 
+    def execute_many(
+        self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
+    ) -> list[Result]:
+        execute = self.execute
+        return [execute(event, decide, raw, origin) for event, raw, origin in items]
+
     def reject(
         self,
         raw: str,

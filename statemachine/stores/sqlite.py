@@ -1,0 +1,480 @@
+"""SQLite store: the embedded default. One file, WAL, one transaction per decision.
+
+Schema work goes through sqlite-utils; the hot path uses prepared statements (``SQL`` below),
+since sqlite-utils' row helpers introspect the table on every call. Several processes may
+share one file: every write runs under ``BEGIN IMMEDIATE`` and re-reads the debit's revision,
+so no update is lost; contention that outlasts the busy timeout raises :class:`StoreBusy`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import sqlite_utils
+
+from ..debits import DebitRecord, Result, StoredEvent
+from ..errors import StoreBusy, StoreError
+from ..events import Event
+from ..notices import Notice, NoticeStatus
+from ..precedence import Verdict, fold
+from ..spec import Spec
+from .base import Decide, Decision, StoreCounts
+
+SCHEMA_VERSION: Final = 1
+APPLICATION: Final = "statemachine"
+
+
+class SQL:
+    """Every statement of the hot path, named."""
+
+    begin: Final = "BEGIN IMMEDIATE"
+    revision: Final = "SELECT revision FROM debits WHERE debit_id = ?"
+    prior: Final = "SELECT raw FROM events WHERE event_id = ? AND accepted = 1"
+    facts: Final = "SELECT raw FROM events WHERE debit_id = ? AND accepted = 1 ORDER BY seq"
+    notices_of: Final = "SELECT * FROM notices WHERE debit_id = ?"
+    insert_event: Final = (
+        "INSERT INTO events (event_id, debit_id, type, attempt, occurred_at, source, verdict,"
+        " reason, raw, origin, accepted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    upsert_debit: Final = (
+        "INSERT INTO debits (debit_id, state, attempt, version, needs_review, review_reason,"
+        " amount, currency, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
+        " ON CONFLICT (debit_id) DO UPDATE SET state = excluded.state,"
+        " attempt = excluded.attempt, version = excluded.version,"
+        " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
+        " amount = excluded.amount, currency = excluded.currency, revision = revision + 1"
+    )
+    touch_debit: Final = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
+    upsert_notice: Final = (
+        "INSERT OR REPLACE INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
+        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    due: Final = (
+        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= ? ORDER BY due_at, notice_id"
+    )
+    history: Final = "SELECT * FROM events WHERE debit_id IS ? ORDER BY seq"
+    debit_ids: Final = "SELECT debit_id FROM debits ORDER BY debit_id"
+    all_notices: Final = "SELECT * FROM notices ORDER BY created_at, notice_id"
+    verdicts: Final = "SELECT verdict, count(*) FROM events GROUP BY verdict"
+    states: Final = "SELECT state, count(*) FROM debits GROUP BY state"
+    notice_statuses: Final = "SELECT status, count(*) FROM notices GROUP BY status"
+    review: Final = "SELECT count(*) FROM debits WHERE needs_review"
+    sources: Final = "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
+    stuck: Final = (
+        "SELECT d.debit_id, max(e.occurred_at) AS last FROM debits d JOIN events e"
+        " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
+        " GROUP BY d.debit_id HAVING last < ? ORDER BY last"
+    )
+
+
+def utc_text(moment: datetime) -> str:
+    """UTC ISO 8601 with fixed width, so text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(text: str | None) -> datetime | None:
+    return (
+        None
+        if text is None
+        else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    )
+
+
+class SQLiteStore:
+    """A store in one SQLite file. ``synchronous`` is SQLite's pragma: FULL by default."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: Spec | None = None,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        self.spec = spec or Spec.default()
+        self.busy_timeout = busy_timeout
+        self._cache: OrderedDict[str, DebitRecord] = OrderedDict()
+        self._cache_size = cache_size
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        try:
+            self.conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc})") from None
+        try:
+            self._check_foreign()
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise self._translate(exc) from None
+        except StoreError:
+            self.conn.close()
+            raise
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def _check_foreign(self) -> None:
+        tables = {
+            row[0]
+            for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if tables and "statemachine_meta" not in tables:
+            raise StoreError(
+                f"{self.path}: an SQLite database of another application (tables: "
+                f"{', '.join(sorted(tables)[:5])}); give the engine a file of its own"
+            )
+
+    def _migrate(self) -> None:
+        db = sqlite_utils.Database(self.conn)
+        with self._write():
+            if "statemachine_meta" not in db.table_names():
+                db.table("statemachine_meta").create({"key": str, "value": str}, pk="key")
+                db.table("statemachine_meta").insert({"key": "application", "value": APPLICATION})
+                db.table("statemachine_meta").insert({"key": "schema_version", "value": "0"})
+            version = int(
+                self.conn.execute(
+                    "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+                ).fetchone()[0]
+            )
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this package's "
+                    f"{SCHEMA_VERSION}; upgrade statemachine to open it"
+                )
+            for number, migrate in enumerate(MIGRATIONS[version:], version + 1):
+                migrate(db)
+                self.conn.execute(
+                    "UPDATE statemachine_meta SET value = ? WHERE key = 'schema_version'",
+                    (str(number),),
+                )
+
+    def schema_version(self) -> int:
+        row = self.conn.execute(
+            "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        return int(row[0])
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        try:
+            conn.execute(SQL.begin)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        try:
+            yield conn
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            self._cache.clear()  # records may have been changed by the failed decision
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from None
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._cache.clear()
+            conn.execute("ROLLBACK")
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreBusy(
+                f"{self.path}: another writer held the database for more than "
+                f"{self.busy_timeout:g} s ({text}); retry, or raise busy_timeout"
+            )
+        if "not a database" in text or "malformed" in text:
+            return StoreError(f"{self.path}: not a usable SQLite database ({text})")
+        return StoreError(f"{self.path}: {text}")
+
+    # -- applying --------------------------------------------------------------------------
+
+    def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
+        with self._write() as conn:
+            return self._execute(conn, event, decide, raw, origin)
+
+    def execute_many(
+        self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
+    ) -> list[Result]:
+        """Apply a batch in one transaction: all of it is written, or none."""
+        with self._write() as conn:
+            return [self._execute(conn, event, decide, raw, origin) for event, raw, origin in items]
+
+    def _execute(
+        self,
+        conn: sqlite3.Connection,
+        event: Event,
+        decide: Decide,
+        raw: str | None,
+        origin: str | None,
+    ) -> Result:
+        debit_id = event.debit_id
+        record = self._record(conn, debit_id)
+        found = conn.execute(SQL.prior, (event.event_id,)).fetchone()
+        prior = Event.from_json(found[0]) if found else None
+        decision: Decision = decide(event, record, prior)
+        result, changed, accepted, notice = decision
+        conn.execute(
+            SQL.insert_event,
+            (event.event_id, debit_id, event.type, event.attempt, utc_text(event.occurred_at),
+             event.source, result.verdict.value, result.reason,
+             raw if raw is not None else event.to_json(), origin, int(accepted)),
+        )  # fmt: skip
+        if changed is not None:
+            conn.execute(
+                SQL.upsert_debit,
+                (debit_id, changed.state, changed.attempt, changed.version,
+                 int(changed.needs_review), changed.review_reason, changed.amount,
+                 changed.currency),
+            )  # fmt: skip
+            changed.revision += 1
+            self._remember(changed)
+        if notice is not None:
+            conn.execute(SQL.upsert_notice, _notice_row(notice))
+        return result
+
+    def _record(self, conn: sqlite3.Connection, debit_id: str) -> DebitRecord | None:
+        row = conn.execute(SQL.revision, (debit_id,)).fetchone()
+        if row is None:
+            self._cache.pop(debit_id, None)
+            return None
+        cached = self._cache.get(debit_id)
+        if cached is not None and cached.revision == row[0]:
+            self._cache.move_to_end(debit_id)
+            return cached
+        record = self._load(conn, debit_id, row[0])
+        self._remember(record)
+        return record
+
+    def _load(self, conn: sqlite3.Connection, debit_id: str, revision: int) -> DebitRecord:
+        """Rebuild the record from its stored events (P6) and notices."""
+        facts = [Event.from_json(raw) for (raw,) in conn.execute(SQL.facts, (debit_id,))]
+        record = DebitRecord(debit_id, self.spec.initial)
+        record.take(fold(facts, self.spec))
+        record.facts = facts
+        record.version = len(facts)
+        record.max_attempt = max((f.attempt for f in facts), default=1)
+        record.revision = revision
+        for notice in self._notices(conn.execute(SQL.notices_of, (debit_id,))):
+            record.notices[(notice.attempt, notice.kind)] = notice
+        return record
+
+    def _remember(self, record: DebitRecord) -> None:
+        self._cache[record.debit_id] = record
+        self._cache.move_to_end(record.debit_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def reject(
+        self,
+        raw: str,
+        reason: str,
+        debit_id: str | None,
+        event_id: str | None,
+        origin: str | None,
+    ) -> Result:
+        with self._write() as conn:
+            conn.execute(
+                SQL.insert_event,
+                (event_id, debit_id, None, None, None, None, Verdict.INVALID.value, reason, raw,
+                 origin, 0),
+            )  # fmt: skip
+            record = self._record(conn, debit_id) if debit_id is not None else None
+        return Result(
+            Verdict.INVALID,
+            reason,
+            event_id,
+            debit_id,
+            record.state if record else None,
+            record.attempt if record else None,
+            record.version if record else None,
+            record.needs_review if record else False,
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def debit(self, debit_id: str) -> DebitRecord | None:
+        row = self.conn.execute(SQL.revision, (debit_id,)).fetchone()
+        if row is None:
+            return None
+        cached = self._cache.get(debit_id)
+        if cached is not None and cached.revision == row[0]:
+            return cached
+        return self._load(self.conn, debit_id, row[0])
+
+    def debit_ids(self) -> Iterable[str]:
+        return [row[0] for row in self.conn.execute(SQL.debit_ids)]
+
+    def history(self, debit_id: str | None) -> list[StoredEvent]:
+        cursor = self.conn.execute(SQL.history, (debit_id,))
+        names = [d[0] for d in cursor.description]
+        stored = []
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            event = Event.from_json(row["raw"]) if row["accepted"] or row["type"] else None
+            stored.append(
+                StoredEvent(
+                    row["seq"],
+                    row["event_id"],
+                    row["debit_id"],
+                    row["type"],
+                    row["attempt"],
+                    event.occurred_at if event else None,
+                    row["source"],
+                    Verdict(row["verdict"]),
+                    row["reason"],
+                    row["raw"],
+                    row["origin"],
+                    event,
+                )
+            )
+        return stored
+
+    def notices(self, debit_id: str | None = None) -> list[Notice]:
+        if debit_id is None:
+            return self._notices(self.conn.execute(SQL.all_notices))
+        found = self._notices(self.conn.execute(SQL.notices_of, (debit_id,)))
+        return sorted(found, key=lambda n: (n.created_at, n.notice_id))
+
+    def due_notices(self, now: datetime) -> list[Notice]:
+        return self._notices(self.conn.execute(SQL.due, (utc_text(now),)))
+
+    def save_notice(self, notice: Notice) -> None:
+        with self._write() as conn:
+            conn.execute(SQL.upsert_notice, _notice_row(notice))
+            conn.execute(SQL.touch_debit, (notice.debit_id,))
+        self._cache.pop(notice.debit_id, None)
+
+    def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
+        """Debits in ``submitted`` whose latest event occurred before ``before``."""
+        return [
+            (debit_id, _time(last) or before)
+            for debit_id, last in self.conn.execute(SQL.stuck, (utc_text(before),))
+        ]
+
+    def counts(self) -> StoreCounts:
+        def pairs(query: str) -> dict[str, int]:
+            return {str(key): count for key, count in self.conn.execute(query)}
+
+        return StoreCounts(
+            verdicts=pairs(SQL.verdicts),
+            states=pairs(SQL.states),
+            notices=pairs(SQL.notice_statuses),
+            needs_review=self.conn.execute(SQL.review).fetchone()[0],
+            sources=pairs(SQL.sources),
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @staticmethod
+    def _notices(cursor: sqlite3.Cursor) -> list[Notice]:
+        names = [d[0] for d in cursor.description]
+        found = []
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            found.append(
+                Notice(
+                    row["notice_id"],
+                    row["debit_id"],
+                    row["attempt"],
+                    row["kind"],
+                    row["outcome"],
+                    _time(row["due_at"]),  # type: ignore[arg-type]
+                    _time(row["created_at"]),  # type: ignore[arg-type]
+                    NoticeStatus(row["status"]),
+                    _time(row["sent_at"]),
+                    row["channel"],
+                    row["deliveries"],
+                    row["last_error"],
+                    row["status_reason"],
+                )
+            )
+        return found
+
+
+def _notice_row(notice: Notice) -> tuple[Any, ...]:
+    return (
+        notice.notice_id,
+        notice.debit_id,
+        notice.attempt,
+        notice.kind,
+        notice.outcome,
+        notice.status.value,
+        utc_text(notice.due_at),
+        utc_text(notice.created_at),
+        utc_text(notice.sent_at) if notice.sent_at else None,
+        notice.channel,
+        notice.deliveries,
+        notice.last_error,
+        notice.status_reason,
+    )
+
+
+def _schema_1(db: sqlite_utils.Database) -> None:
+    db.table("debits").create(
+        {
+            "debit_id": str,
+            "state": str,
+            "attempt": int,
+            "version": int,
+            "needs_review": int,
+            "review_reason": str,
+            "amount": int,
+            "currency": str,
+            "revision": int,
+        },
+        pk="debit_id",
+        not_null={"state", "attempt", "version", "needs_review", "revision"},
+    )
+    # seq orders arrivals; a duplicate or an invalid event reuses an event_id, so it is no key.
+    db.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT,"
+        " debit_id TEXT, type TEXT, attempt INTEGER, occurred_at TEXT, source TEXT,"
+        " verdict TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT, origin TEXT,"
+        " accepted INTEGER NOT NULL)"
+    )
+    db.execute("CREATE UNIQUE INDEX events_accepted_id ON events (event_id) WHERE accepted = 1")
+    db.table("events").create_index(["debit_id", "seq"], index_name="events_by_debit")
+    db.table("notices").create(
+        {
+            "notice_id": str,
+            "debit_id": str,
+            "attempt": int,
+            "kind": str,
+            "outcome": str,
+            "status": str,
+            "due_at": str,
+            "created_at": str,
+            "sent_at": str,
+            "channel": str,
+            "deliveries": int,
+            "last_error": str,
+            "status_reason": str,
+        },
+        pk="notice_id",
+        not_null={"debit_id", "attempt", "kind", "outcome", "status", "due_at", "created_at"},
+    )
+    db.table("notices").create_index(["debit_id", "attempt", "kind"], unique=True,
+                               index_name="notices_one_per_kind")  # fmt: skip
+    db.execute("CREATE INDEX notices_due ON notices (due_at) WHERE status = 'queued'")
+    db.execute("CREATE INDEX debits_by_state ON debits (state)")
+
+
+# MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1]

@@ -1,0 +1,176 @@
+"""One suite, every store: P1-P6 and N1-N3 hold whatever the store, and writes are all or nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import EngineFactory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import T0, ev
+
+from statemachine import Engine, Event, ManualClock, RecordingSender, Verdict
+from statemachine.precedence import fold
+from statemachine.scenarios import Scenario, bundled_scenarios
+from statemachine.testing import BASE_TIME, deliveries, events
+
+SCENARIOS = bundled_scenarios()
+FIXTURE = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_golden_scenario(make_engine: EngineFactory, path: Path) -> None:
+    assert Scenario.load(path).run(make_engine=lambda spec, clock: make_engine(spec, clock)) == []
+
+
+@FIXTURE
+@given(data=st.data(), facts=events(max_size=8))
+def test_p5_p6_convergence_and_rebuild(
+    make_engine: EngineFactory, data: st.DataObject, facts: list[Event]
+) -> None:
+    finals = set()
+    for label in ("first", "second"):
+        engine = make_engine(clock=ManualClock(BASE_TIME))
+        for event in data.draw(deliveries(facts), label=label):
+            engine.apply(event)
+        assert engine.verify() == []
+        debit = engine.get("loan-42/2026-03")
+        finals.add(debit and (debit.state, debit.attempt, debit.needs_review, debit.version))
+    assert len(finals) == 1
+    if facts:
+        folded = fold(facts, engine.spec)
+        assert finals == {(folded.state, folded.attempt, folded.needs_review, len(facts))}
+
+
+@FIXTURE
+@given(data=st.data(), facts=events(max_size=8))
+def test_p1_and_one_verdict_per_arrival(
+    make_engine: EngineFactory, data: st.DataObject, facts: list[Event]
+) -> None:
+    engine = make_engine()
+    stream = data.draw(deliveries(facts))
+    for event in stream:
+        engine.apply(event)
+    before = engine.get("loan-42/2026-03")
+    assert all(engine.apply(e).verdict is Verdict.DUPLICATE for e in facts)
+    assert engine.get("loan-42/2026-03") == before
+    history = engine.history("loan-42/2026-03")
+    assert len(history) == len(stream) + len(facts)
+    assert Counter(h.verdict for h in history)[Verdict.DUPLICATE] == len(stream) - len(facts) + len(
+        facts
+    )
+
+
+def test_history_keeps_raw_text_origin_and_reason(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    raw = ev("succeeded", 0).to_json()
+    engine.ingest(raw, origin="log:1")
+    engine.ingest("not json", origin="log:2")
+    (stored,) = engine.history("d-1")
+    assert (stored.raw, stored.origin, stored.verdict, stored.reason) == (
+        raw,
+        "log:1",
+        "applied",
+        "new debit, succeeded",
+    )
+    assert stored.event is not None
+    assert stored.event.type == "succeeded"
+    (bad,) = engine.rejected()
+    assert (bad.raw, bad.origin, bad.verdict) == ("not json", "log:2", "invalid")
+
+
+def test_writes_are_all_or_nothing(
+    make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(clock=ManualClock(T0))
+    engine.apply(ev("submitted", 0))
+    failing = ev("succeeded", 1)
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("planner crashed")
+
+    monkeypatch.setattr("statemachine.engine.plan", boom)
+    with pytest.raises(RuntimeError, match="planner crashed"):
+        engine.apply(failing)
+    monkeypatch.undo()
+    debit = engine.get("d-1")
+    assert debit is not None
+    assert (debit.state, debit.version) in {("submitted", 1)}
+    assert [h.event_id for h in engine.history("d-1")] == [engine.history("d-1")[0].event_id]
+    assert engine.notices() == []
+    assert engine.apply(failing).verdict is Verdict.APPLIED  # not a duplicate: it was never stored
+
+
+def test_batches_are_all_or_nothing(
+    make_engine: EngineFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store_kind == "memory":
+        pytest.skip("the in-memory store applies a batch event by event")
+    engine = make_engine()
+    calls = []
+
+    def flaky(*args: object) -> None:
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("planner crashed")
+
+    monkeypatch.setattr("statemachine.engine.plan", flaky)
+    with pytest.raises(RuntimeError):
+        engine.apply_many([ev("succeeded", 0, debit_id="a"), ev("succeeded", 0, debit_id="b")])
+    assert engine.get("a") is None
+    assert engine.get("b") is None
+
+
+def test_notices_n1_to_n3(make_engine: EngineFactory) -> None:
+    clock = ManualClock(T0)
+    engine = make_engine(clock=clock)
+    sms = RecordingSender("sms")
+    engine.apply(ev("failed", 0, source="gateway"))
+    (queued,) = engine.notices()
+    assert (queued.kind, queued.status, queued.due_at) == (
+        "failed",
+        "queued",
+        T0 + timedelta(minutes=15),
+    )
+    engine.apply(ev("succeeded", 1, source="settlement"))
+    clock.advance_to(T0 + timedelta(minutes=20))
+    handled = {n.kind: n for n in engine.dispatch_due([sms])}
+    assert handled["failed"].status == "cancelled"
+    assert handled["succeeded"].status == "sent"
+    assert [n.kind for n in sms.sent] == ["succeeded"]
+    statuses = {n.kind: (n.status, n.channel) for n in engine.notices()}
+    assert statuses == {"failed": ("cancelled", None), "succeeded": ("sent", "sms")}
+    engine.apply(ev("failed", 2, source="operator"))
+    clock.advance_to(T0 + timedelta(hours=1))
+    (correction,) = engine.dispatch_due([sms])
+    assert (correction.kind, correction.outcome, correction.status) == (
+        "correction",
+        "failed",
+        "sent",
+    )
+
+
+def test_metrics(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    engine.apply(ev("succeeded", 0, debit_id="a"))
+    engine.apply(ev("failed", 1, debit_id="a", source="internal"))
+    engine.apply(ev("submitted", 0, debit_id="b", source="mystery"))
+    metrics = engine.metrics()
+    assert metrics.events_by_verdict == {"applied": 2, "conflict": 1}
+    assert metrics.debits_by_state == {"succeeded": 1, "submitted": 1}
+    assert metrics.unknown_sources == {"mystery": 1}
+
+
+def test_a_new_engine_on_the_same_store_sees_the_same_debits(
+    make_engine: EngineFactory, store_kind: str
+) -> None:
+    engine = make_engine()
+    engine.apply(ev("failed", 0))
+    other = Engine(engine.store, spec=engine.spec)
+    assert other.apply(ev("retried", 1, attempt=2)).state == "pending"
+    assert engine.get("d-1").attempt == 2  # type: ignore[union-attr]
