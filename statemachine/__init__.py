@@ -18,6 +18,7 @@ from .errors import (
     InvalidEvent,
     SpecError,
     StateMachineError,
+    StoreBusy,
     StoreError,
 )
 from .events import Event
@@ -44,6 +45,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "StateMachineError",
+    "StoreBusy",
     "StoreError",
     "StoredEvent",
     "Verdict",
