@@ -99,7 +99,7 @@ def test_processes_sharing_one_file_lose_no_update(tmp_path: Path) -> None:
                 str(n),
             ],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for n in range(4)
     ]
     assert [w.wait(timeout=300) for w in workers] == [0, 0, 0, 0]
@@ -141,7 +141,7 @@ def test_persistent_contention_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.sqlite"
     path.write_text("these are my notes, not a database\n" * 100)
-    with pytest.raises(StoreError, match="notes.sqlite: not a usable SQLite database"):
+    with pytest.raises(StoreError, match=r"notes\.sqlite: not a usable SQLite database"):
         Engine.open(path)
     assert path.read_text().startswith("these are my notes")
 
