@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,6 +77,15 @@ class Metrics:
     notices_by_status: dict[str, int]
     needs_review: int
     unknown_sources: dict[str, int]
+    stuck: int = 0
+
+    @property
+    def events(self) -> int:
+        return sum(self.events_by_verdict.values())
+
+    @property
+    def debits(self) -> int:
+        return sum(self.debits_by_state.values())
 
     @property
     def conflicts(self) -> int:
@@ -368,23 +377,66 @@ class Engine:
                 found.append((debit_id, told, record.snapshot()))
         return found
 
-    def metrics(self) -> Metrics:
+    def metrics(
+        self, stuck_after: timedelta = timedelta(days=3), now: datetime | None = None
+    ) -> Metrics:
+        """Counts for operations; ``stuck`` counts debits submitted longer than ``stuck_after``."""
         counts = self.store.counts()
         unknown = {s: n for s, n in counts.sources.items() if s not in self.spec.authorities}
-        return Metrics(counts.verdicts, counts.states, counts.notices, counts.needs_review, unknown)
+        stuck = len(self.stuck(stuck_after, now))
+        return Metrics(
+            counts.verdicts, counts.states, counts.notices, counts.needs_review, unknown, stuck
+        )
+
+    def stuck(
+        self, older_than: timedelta = timedelta(days=3), now: datetime | None = None
+    ) -> list[tuple[str, datetime]]:
+        """Debits in ``submitted`` with no news for ``older_than``: listed for inquiry, never
+        failed automatically. Returns (debit_id, time of the latest event), oldest first."""
+        now = self.clock() if now is None else now
+        return self.store.stuck(now - older_than)
+
+    def inquire(
+        self,
+        ask: Callable[[Debit], Event | None],
+        older_than: timedelta = timedelta(days=3),
+        now: datetime | None = None,
+    ) -> list[Result]:
+        """Ask about every stuck debit; ``ask`` turns the gateway's answer into an event (or None).
+
+        >>> engine = Engine.in_memory()
+        >>> engine.inquire(lambda debit: None)
+        []
+        """
+        results = []
+        for debit_id, _ in self.stuck(older_than, now):
+            debit = self.get(debit_id)
+            answer = ask(debit) if debit is not None else None
+            if answer is not None:
+                results.append(self.apply(answer, origin="inquiry"))
+        return results
 
     # -- notices ---------------------------------------------------------------------------
 
-    def dispatch_due(self, senders: Iterable[Sender], now: datetime | None = None) -> list[Notice]:
+    def dispatch_due(
+        self,
+        senders: Iterable[Sender],
+        now: datetime | None = None,
+        *,
+        limit: int | None = None,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> list[Notice]:
         """Send every notice due at ``now`` that still states the debit's outcome (N3).
 
         Senders are tried in order until one accepts (N4); a notice no longer true is cancelled
-        as superseded. Returns the notices handled, with their new status.
+        as superseded. Each notice is claimed for ``lease`` first, so dispatchers in several
+        processes do not send it twice; one that dies mid-send leaves it to be sent again once
+        the lease runs out, under the same idempotency key. Returns the notices handled.
         """
         channels = check_senders(senders)
         now = self.clock() if now is None else now
         handled = []
-        for notice in self.store.due_notices(now):
+        for notice in self.store.claim_due(now, lease, limit):
             record = self.store.debit(notice.debit_id)
             if not matches(notice, record):
                 where = f"{record.state} on attempt {record.attempt}" if record else "gone"

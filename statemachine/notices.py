@@ -52,6 +52,7 @@ class Notice(NamedTuple):
     deliveries: int = 0
     last_error: str | None = None
     status_reason: str | None = None
+    version: int = 0  # the debit's version whose change planned it: orders notices of one debit
 
     @property
     def idempotency_key(self) -> str:
@@ -85,7 +86,7 @@ def plan(
         due = now + spec.settle_window if outcome == FAILED else now
         return _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
                            attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
-                           0, None, None))  # fmt: skip
+                           0, None, None, record.version + 1))  # fmt: skip
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
@@ -101,12 +102,17 @@ def plan(
             outcome,
             due,
             now,
+            version=record.version + 1,
         )
     elif existing.status is NoticeStatus.SENT:
         return None  # never two notices for one (debit, attempt, kind) (N4)
     else:
         notice = existing._replace(
-            outcome=outcome, due_at=due, status=NoticeStatus.QUEUED, status_reason=None
+            outcome=outcome,
+            due_at=due,
+            status=NoticeStatus.QUEUED,
+            status_reason=None,
+            version=record.version + 1,
         )
     return notice
 
@@ -114,7 +120,7 @@ def plan(
 def last_told(notices: Iterable[Notice]) -> Notice | None:
     """The notice the customer received last: what they believe now."""
     sent = [n for n in notices if n.status is NoticeStatus.SENT and n.sent_at is not None]
-    return max(sent, key=lambda n: (n.sent_at, n.notice_id)) if sent else None
+    return max(sent, key=lambda n: (n.sent_at, n.version)) if sent else None
 
 
 def _contradicts(told: Notice, attempt: int, outcome: str) -> bool:

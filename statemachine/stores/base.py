@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import attrs
@@ -75,7 +75,17 @@ class Store(Protocol):
         """Queued notices whose due time has come, earliest first."""
         ...
 
-    def save_notice(self, notice: Notice) -> None: ...
+    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
+        """Due notices, claimed for ``lease``: other dispatchers skip them until it runs out."""
+        ...
+
+    def save_notice(self, notice: Notice) -> None:
+        """Record a dispatched notice's new status; this releases its claim."""
+        ...
+
+    def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
+        """Debits in ``submitted`` whose latest event occurred before ``before``, oldest first."""
+        ...
 
     def counts(self) -> StoreCounts: ...
 

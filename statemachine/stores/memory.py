@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..debits import DebitRecord, Result, StoredEvent
 from ..events import Event
@@ -99,7 +99,24 @@ class MemoryStore:
                 # Entries are never removed when a notice is rescheduled: skip the outdated ones.
                 if notice.status is NoticeStatus.QUEUED and notice.due_at == due_at:
                     due.append(notice)
-        return sorted(set(due), key=lambda n: (n.due_at, n.notice_id))
+        return sorted(set(due), key=lambda n: (n.due_at, n.debit_id, n.version))
+
+    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
+        due = self.due_notices(now)
+        if limit is not None:
+            for notice in due[limit:]:  # back in the queue for the next call
+                heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+            due = due[:limit]
+        return due
+
+    def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
+        found = []
+        for record in self._debits.values():
+            if record.state == "submitted":
+                last = max(event.occurred_at for event in record.facts)
+                if last < before:
+                    found.append((record.debit_id, last))
+        return sorted(found, key=lambda item: item[1])
 
     def save_notice(self, notice: Notice) -> None:
         self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice

@@ -12,7 +12,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,11 +53,23 @@ class SQL:
     touch_debit: Final = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
     upsert_notice: Final = (
         "INSERT OR REPLACE INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
-        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     due: Final = (
-        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= ? ORDER BY due_at, notice_id"
+        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= ?"
+        " ORDER BY due_at, debit_id, version"
+    )
+    claimable: Final = (
+        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= :now"
+        " AND (claimed_until IS NULL OR claimed_until <= :now)"
+        " ORDER BY due_at, debit_id, version LIMIT :limit"
+    )
+    claim: Final = "UPDATE notices SET claimed_until = ? WHERE notice_id = ?"
+    save_claimed: Final = (
+        "UPDATE notices SET status = ?, due_at = ?, sent_at = ?, channel = ?, deliveries = ?,"
+        " last_error = ?, status_reason = ?, claimed_until = NULL"
+        " WHERE notice_id = ? AND claimed_until IS ?"
     )
     history: Final = "SELECT * FROM events WHERE debit_id IS ? ORDER BY seq"
     debit_ids: Final = "SELECT debit_id FROM debits ORDER BY debit_id"
@@ -104,6 +116,7 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._cache: OrderedDict[str, DebitRecord] = OrderedDict()
         self._cache_size = cache_size
+        self._claims: dict[str, str] = {}  # notice_id -> claimed_until, for this process's claims
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         try:
@@ -354,9 +367,34 @@ class SQLiteStore:
     def due_notices(self, now: datetime) -> list[Notice]:
         return self._notices(self.conn.execute(SQL.due, (utc_text(now),)))
 
-    def save_notice(self, notice: Notice) -> None:
+    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
+        """Due notices, claimed for ``lease`` so that other dispatchers pass them by."""
         with self._write() as conn:
-            conn.execute(SQL.upsert_notice, _notice_row(notice))
+            found = self._notices(
+                conn.execute(
+                    SQL.claimable, {"now": utc_text(now), "limit": -1 if limit is None else limit}
+                )
+            )
+            until = utc_text(now + lease)
+            for notice in found:
+                conn.execute(SQL.claim, (until, notice.notice_id))
+                self._claims[notice.notice_id] = until
+        return found
+
+    def save_notice(self, notice: Notice) -> None:
+        """Record a dispatch. A claimed notice re-planned meanwhile by an apply is left as it is."""
+        claim = self._claims.pop(notice.notice_id, None)
+        with self._write() as conn:
+            if claim is None:
+                conn.execute(SQL.upsert_notice, _notice_row(notice))
+            else:
+                conn.execute(
+                    SQL.save_claimed,
+                    (notice.status.value, utc_text(notice.due_at),
+                     utc_text(notice.sent_at) if notice.sent_at else None, notice.channel,
+                     notice.deliveries, notice.last_error, notice.status_reason,
+                     notice.notice_id, claim),
+                )  # fmt: skip
             conn.execute(SQL.touch_debit, (notice.debit_id,))
         self._cache.pop(notice.debit_id, None)
 
@@ -403,6 +441,7 @@ class SQLiteStore:
                     row["deliveries"],
                     row["last_error"],
                     row["status_reason"],
+                    row["version"],
                 )
             )
         return found
@@ -423,6 +462,7 @@ def _notice_row(notice: Notice) -> tuple[Any, ...]:
         notice.deliveries,
         notice.last_error,
         notice.status_reason,
+        notice.version,
     )
 
 
@@ -466,6 +506,8 @@ def _schema_1(db: sqlite_utils.Database) -> None:
             "deliveries": int,
             "last_error": str,
             "status_reason": str,
+            "claimed_until": str,
+            "version": int,
         },
         pk="notice_id",
         not_null={"debit_id", "attempt", "kind", "outcome", "status", "due_at", "created_at"},
