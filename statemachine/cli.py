@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
-from .clock import ManualClock
+from .clock import Clock, ManualClock, utc_now
 from .engine import Engine
-from .errors import SpecError
+from .errors import SpecError, StoreError
+from .notices import Notice, Sender
+from .operations import check_alerts, prometheus_text
 from .replay import Replay, replay_logs
 from .scenarios import Scenario, bundled_scenarios
 from .spec import Spec
@@ -26,6 +31,46 @@ def spec_option(command: F) -> F:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Machine spec (TOML) to use instead of the bundled specs/debit.toml.",
     )(command)
+
+
+def db_option(required: bool = True) -> Callable[[F], F]:
+    """``--db PATH``: the SQLite file (or ``:memory:``) that holds the debits."""
+
+    def decorate(command: F) -> F:
+        return click.option(
+            "--db",
+            "db",
+            required=required,
+            metavar="PATH",
+            help="SQLite file holding the debits (created if missing)."
+            + ("" if required else " Default: in memory, nothing kept."),
+        )(command)
+
+    return decorate
+
+
+class Duration(click.ParamType[timedelta]):
+    """``90s``, ``15m``, ``12h`` or ``3d``."""
+
+    name = "duration"
+    units: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip()
+        if text[-1:] in self.units and text[:-1].replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(text[:-1]) * self.units[text[-1]])
+        self.fail(f"{value!r} is not a duration such as 90s, 15m, 12h or 3d", param, ctx)
+
+
+def _open(db: str | None, spec: Spec, clock: Clock = utc_now) -> Engine:
+    try:
+        return Engine.open(db or ":memory:", spec=spec, clock=clock)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _load_spec(path: Path | None) -> Spec:
@@ -48,8 +93,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("logs", nargs=-1, required=True)
+@db_option(required=False)
 @spec_option
-def replay(logs: tuple[str, ...], spec_path: Path | None) -> None:
+def replay(logs: tuple[str, ...], db: str | None, spec_path: Path | None) -> None:
     """Replay JSONL event logs (.gz too, - for stdin) on event time and print a summary.
 
     Notices are dispatched on the replay clock (the latest occurred_at seen) through a
@@ -57,14 +103,181 @@ def replay(logs: tuple[str, ...], spec_path: Path | None) -> None:
 
     \b
     Example:
-        statemachine replay specs/examples/car-loans-month.jsonl
+        statemachine replay specs/examples/car-loans-month.jsonl --db march.sqlite
     """
-    engine = Engine.in_memory(spec=_load_spec(spec_path), clock=ManualClock())
+    engine = _open(db, _load_spec(spec_path), clock=ManualClock())
     try:
         summary = replay_logs(Replay(engine), logs)
     except OSError as exc:
         raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from None
+    finally:
+        engine.close()
     click.echo(summary.render())
+
+
+@main.command()
+@click.argument("debit_id")
+@db_option()
+@spec_option
+def show(debit_id: str, db: str, spec_path: Path | None) -> None:
+    """Show one debit: its state, every stored event with its verdict, and its notices.
+
+    \b
+    Example:
+        statemachine show loan-00042/2026-03 --db march.sqlite
+    """
+    with _open(db, _load_spec(spec_path)) as engine:
+        debit = engine.get(debit_id)
+        if debit is None:
+            raise click.ClickException(f"no debit {debit_id!r} in {db}")
+        review = f", needs review: {debit.review_reason}" if debit.needs_review else ""
+        click.echo(
+            f"{debit.debit_id}: {debit.state}, attempt {debit.attempt}, version {debit.version}{review}"
+        )
+        for stored in engine.history(debit_id):
+            when = stored.occurred_at.isoformat() if stored.occurred_at else "-"
+            click.echo(
+                f"  {stored.seq:>6} {stored.verdict:9} {stored.type or '-':9} #{stored.attempt or '-'} "
+                f"{stored.source or '-':10} {when}  {stored.event_id or '-'}: {stored.reason}"
+            )
+        for notice in engine.notices(debit_id):
+            sent = (
+                f" via {notice.channel} at {notice.sent_at.isoformat()}" if notice.sent_at else ""
+            )
+            click.echo(
+                f"  notice {notice.kind}@{notice.attempt} ({notice.outcome}): {notice.status}{sent}"
+            )
+
+
+@main.command()
+@db_option()
+@spec_option
+@click.option(
+    "--stuck-after",
+    type=Duration(),
+    default="3d",
+    show_default=True,
+    help="A debit submitted this long with no news counts as stuck.",
+)
+@click.option("--prometheus", is_flag=True, help="Print Prometheus text exposition instead.")
+def stats(db: str, spec_path: Path | None, stuck_after: timedelta, prometheus: bool) -> None:
+    """Print operations metrics and the alerts they raise.
+
+    \b
+    Example:
+        statemachine stats --db march.sqlite --stuck-after 2d
+        statemachine stats --db march.sqlite --prometheus > metrics.prom
+    """
+    with _open(db, _load_spec(spec_path)) as engine:
+        metrics = engine.metrics(stuck_after=stuck_after)
+        if prometheus:
+            click.echo(prometheus_text(metrics), nl=False)
+            return
+        click.echo(f"events by verdict   {_pairs(metrics.events_by_verdict)}")
+        click.echo(f"debits by state     {_pairs(metrics.debits_by_state)}")
+        click.echo(f"notices by status   {_pairs(metrics.notices_by_status)}")
+        click.echo(f"success rate        {_rate(metrics.success_rate)}")
+        click.echo(f"delivery rate       {_rate(metrics.delivery_rate)}")
+        click.echo(f"conflicts           {metrics.conflicts}")
+        click.echo(f"needs review        {metrics.needs_review}")
+        click.echo(f"stuck in submitted  {metrics.stuck}")
+        for debit_id, last in engine.stuck(stuck_after)[:10]:
+            click.echo(f"  {debit_id} (last news {last.isoformat()})")
+        for alert in check_alerts(metrics):
+            click.echo(f"ALERT {alert}")
+
+
+@main.command()
+@db_option()
+@spec_option
+@click.option(
+    "--sender",
+    "sender_paths",
+    multiple=True,
+    metavar="MODULE:FACTORY",
+    help="A callable returning a sender, tried in the order given. Default: print.",
+)
+@click.option(
+    "--loop",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Keep dispatching, pausing this long between rounds, until interrupted.",
+)
+@click.option("--limit", type=int, default=None, help="At most this many notices a round.")
+def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loop: float | None,
+             limit: int | None) -> None:  # fmt: skip
+    """Send the notices that are due, once or in a loop.
+
+    A notice is sent only if it still states the debit's outcome, else cancelled as
+    superseded. Senders are tried in order until one accepts; delivery is at least once,
+    with the notice id as the idempotency key.
+
+    \b
+    Example:
+        statemachine dispatch --db march.sqlite --sender mylender.notify:sms --loop 30
+    """
+    senders = [_load_sender(path) for path in sender_paths] or [PrintSender()]
+    with _open(db, _load_spec(spec_path)) as engine:
+        while True:
+            for notice in engine.dispatch_due(senders, limit=limit):
+                where = f" via {notice.channel}" if notice.channel else ""
+                click.echo(
+                    f"{notice.status:9} {notice.notice_id}{where} {notice.status_reason or ''}".rstrip()
+                )
+            if loop is None:
+                return
+            try:
+                time.sleep(loop)
+            except KeyboardInterrupt:
+                return
+
+
+@main.command()
+@db_option()
+@spec_option
+def verify(db: str, spec_path: Path | None) -> None:
+    """Check P6 for every debit: the live state equals a rebuild from its stored events.
+
+    \b
+    Example:
+        statemachine verify --db march.sqlite
+    """
+    with _open(db, _load_spec(spec_path)) as engine:
+        problems = engine.verify()
+        count = len(list(engine.store.debit_ids()))
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.ClickException(f"{len(problems)} of {count} debits differ from their rebuild")
+    click.echo(f"{count} debits: live state equals the rebuild from stored events")
+
+
+class PrintSender:
+    """The dispatcher's default: writes each notice to standard output instead of a customer."""
+
+    name = "print"
+
+    def send(self, notice: Notice) -> None:
+        click.echo(f"-> {notice.debit_id} #{notice.attempt}: {notice.text()} [{notice.notice_id}]")
+
+
+def _load_sender(path: str) -> Sender:
+    module_name, _, attribute = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise click.BadParameter(f"cannot load {path!r} ({exc}); expected MODULE:FACTORY") from None
+    sender: Sender = factory()
+    return sender
+
+
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counts.items())) or "none"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 @main.command()

@@ -25,6 +25,7 @@ class MemoryStore:
         self._accepted: dict[str, Event] = {}
         self._history: dict[str | None, list[_Entry]] = {}
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
+        self._claims: dict[str, datetime] = {}  # notice_id -> end of its dispatch lease
         self._seq = 0
 
     def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
@@ -92,22 +93,29 @@ class MemoryStore:
         )
 
     def due_notices(self, now: datetime) -> list[Notice]:
-        due = []
+        due = set()
         while self._due and self._due[0][0] <= now:
-            due_at, _, debit_id = heapq.heappop(self._due)
+            _, _, debit_id = heapq.heappop(self._due)
             for notice in self._debits[debit_id].notices.values():
-                # Entries are never removed when a notice is rescheduled: skip the outdated ones.
-                if notice.status is NoticeStatus.QUEUED and notice.due_at == due_at:
-                    due.append(notice)
-        return sorted(set(due), key=lambda n: (n.due_at, n.debit_id, n.version))
+                # The heap keeps outdated entries (rescheduled notices, expired leases): check.
+                claim = self._claims.get(notice.notice_id)
+                if (
+                    notice.status is NoticeStatus.QUEUED
+                    and notice.due_at <= now
+                    and (claim is None or claim <= now)
+                ):
+                    due.add(notice)
+        return sorted(due, key=lambda n: (n.due_at, n.debit_id, n.version))
 
     def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
         due = self.due_notices(now)
-        if limit is not None:
-            for notice in due[limit:]:  # back in the queue for the next call
-                heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
-            due = due[:limit]
-        return due
+        claimed = due if limit is None else due[:limit]
+        for notice in claimed:
+            self._claims[notice.notice_id] = now + lease
+            heapq.heappush(self._due, (now + lease, notice.notice_id, notice.debit_id))
+        for notice in due[len(claimed) :]:
+            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+        return claimed
 
     def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
         found = []
@@ -119,6 +127,7 @@ class MemoryStore:
         return sorted(found, key=lambda item: item[1])
 
     def save_notice(self, notice: Notice) -> None:
+        self._claims.pop(notice.notice_id, None)
         self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice
         if notice.status is NoticeStatus.QUEUED:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))

@@ -35,6 +35,10 @@ class SQL:
 
     begin: Final = "BEGIN IMMEDIATE"
     revision: Final = "SELECT revision FROM debits WHERE debit_id = ?"
+    debit_row: Final = (
+        "SELECT state, attempt, version, needs_review, review_reason, amount, currency"
+        " FROM debits WHERE debit_id = ?"
+    )
     prior: Final = "SELECT raw FROM events WHERE event_id = ? AND accepted = 1"
     facts: Final = "SELECT raw FROM events WHERE debit_id = ? AND accepted = 1 ORDER BY seq"
     notices_of: Final = "SELECT * FROM notices WHERE debit_id = ?"
@@ -278,9 +282,13 @@ class SQLiteStore:
         """Rebuild the record from its stored events (P6) and notices."""
         facts = [Event.from_json(raw) for (raw,) in conn.execute(SQL.facts, (debit_id,))]
         record = DebitRecord(debit_id, self.spec.initial)
-        record.take(fold(facts, self.spec))
+        record.take(fold(facts, self.spec))  # the winning strength is kept nowhere else
+        # The row is the live state; `verify` compares it with the fold (P6).
+        row = conn.execute(SQL.debit_row, (debit_id,)).fetchone()
+        (record.state, record.attempt, record.version, needs_review, record.review_reason,
+         record.amount, record.currency) = row  # fmt: skip
+        record.needs_review = bool(needs_review)
         record.facts = facts
-        record.version = len(facts)
         record.max_attempt = max((f.attempt for f in facts), default=1)
         record.revision = revision
         for notice in self._notices(conn.execute(SQL.notices_of, (debit_id,))):

@@ -1,0 +1,209 @@
+"""Operations on a store: the CLI on a database, dispatchers in several processes, metrics,
+Prometheus text, alerts, stuck debits and inquiries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import EngineFactory
+from support import T0, ev
+
+from statemachine import Engine, Event, ManualClock, RecordingSender
+from statemachine.cli import main
+from statemachine.operations import AlertRule, check_alerts, prometheus_text
+from statemachine.spec import bundled_path
+
+EXAMPLE = str(bundled_path("examples", "car-loans-month.jsonl"))
+TESTS = Path(__file__).resolve().parent
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_replay_into_a_database_then_show_stats_verify(tmp_path: Path) -> None:
+    db = str(tmp_path / "march.sqlite")
+    code, out = invoke("replay", EXAMPLE, "--db", db)
+    assert code == 0, out
+    assert invoke("replay", EXAMPLE)[1] == out  # the same summary as in memory
+    code, out = invoke("verify", "--db", db)
+    assert (code, out) == (0, "400 debits: live state equals the rebuild from stored events\n")
+    code, out = invoke("stats", "--db", db)
+    assert code == 0
+    assert "success rate        91.2%" in out
+    code, out = invoke("stats", "--db", db, "--prometheus")
+    assert 'statemachine_debits{state="succeeded"} 365.0' in out
+    code, out = invoke("show", "loan-00007/2026-03", "--db", db)
+    assert code == 0
+    assert out.splitlines()[0] == "loan-00007/2026-03: succeeded, attempt 1, version 3"
+    assert "notice succeeded@1 (succeeded): sent via replay" in out
+    code, out = invoke("show", "nope", "--db", db)
+    assert (code, out.strip()) == (1, f"Error: no debit 'nope' in {db}")
+
+
+def test_replaying_again_changes_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "march.sqlite")
+    invoke("replay", EXAMPLE, "--db", db)
+    engine = Engine.open(db)
+    before = [engine.get(d) for d in engine.store.debit_ids()]
+    verdicts = engine.metrics().events_by_verdict
+    engine.close()
+    code, out = invoke("replay", EXAMPLE, "--db", db)
+    assert code == 0
+    engine = Engine.open(db)
+    assert [engine.get(d) for d in engine.store.debit_ids()] == before
+    again = engine.metrics().events_by_verdict
+    assert again["duplicate"] == verdicts["duplicate"] + sum(verdicts.values())  # every line again
+    assert {k: v for k, v in again.items() if k != "duplicate"} == {
+        k: v for k, v in verdicts.items() if k != "duplicate"
+    }
+
+
+def test_verify_reports_a_debit_that_differs_from_its_rebuild(tmp_path: Path) -> None:
+    db = tmp_path / "d.sqlite"
+    with Engine.open(db) as engine:
+        engine.apply(ev("succeeded", 0))
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE debits SET state = 'failed'")
+    conn.commit()
+    conn.close()
+    code, out = invoke("verify", "--db", str(db))
+    assert code == 1
+    assert "d-1: live failed@1 review=False, rebuilt succeeded@1 review=False" in out
+
+
+def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
+    db = tmp_path / "d.sqlite"
+    with Engine.open(db) as engine:
+        engine.apply(ev("succeeded", 0))
+    code, out = invoke("dispatch", "--db", str(db))
+    assert code == 0
+    assert "-> d-1 #1: Your payment d-1 was collected. [d-1#1:succeeded]" in out
+    assert "sent      d-1#1:succeeded via print" in out
+    assert invoke("dispatch", "--db", str(db))[1] == ""  # nothing due twice
+
+
+def test_dispatchers_in_several_processes_never_send_twice(tmp_path: Path) -> None:
+    db = tmp_path / "d.sqlite"
+    with Engine.open(db, synchronous="NORMAL") as engine:
+        engine.apply_many([ev("succeeded", 0, debit_id=f"d-{n}") for n in range(150)])
+    log = tmp_path / "sent.log"
+    env = {**os.environ, "NOTICE_LOG": str(log), "PYTHONPATH": str(TESTS)}
+    command = [
+        sys.executable,
+        "-m",
+        "statemachine",
+        "dispatch",
+        "--db",
+        str(db),
+        "--sender",
+        "file_sender:make",
+    ]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
+    sent = Counter(log.read_text().split())
+    assert len(sent) == 150
+    assert set(sent.values()) == {1}
+    with Engine.open(db) as engine:
+        assert engine.metrics().notices_by_status == {"sent": 150}
+
+
+def test_a_dispatcher_that_dies_mid_batch_loses_nothing(make_engine: EngineFactory) -> None:
+    clock = ManualClock(T0)
+    engine = make_engine(clock=clock)
+    for n in range(3):
+        engine.apply(ev("succeeded", 0, debit_id=f"d-{n}"))
+
+    class Dies:
+        name = "dies"
+
+        def send(self, notice: object) -> None:
+            raise KeyboardInterrupt  # the process is going down mid-send
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.dispatch_due([Dies()], lease=timedelta(minutes=5))
+    sms = RecordingSender("sms")
+    assert engine.dispatch_due([sms]) == []  # the claimed notices wait out their lease
+    clock.advance_to(T0 + timedelta(minutes=6))
+    engine.dispatch_due([sms])
+    assert sorted(n.debit_id for n in sms.sent) == ["d-0", "d-1", "d-2"]
+
+
+def test_n4_fallback_retry_and_give_up_on_every_store(make_engine: EngineFactory) -> None:
+    clock = ManualClock(T0)
+    engine = make_engine(clock=clock)
+    engine.retry = engine.retry.__class__(max_deliveries=2)
+    engine.apply(ev("succeeded", 0, debit_id="a"))
+    sms, push = RecordingSender("sms", fail=1), RecordingSender("push")
+    (sent,) = engine.dispatch_due([sms, push])
+    assert (sent.status, sent.channel) == ("sent", "push")
+    engine.apply(ev("succeeded", 0, debit_id="b"))
+    down = RecordingSender("sms", fail=99)
+    (first,) = engine.dispatch_due([down])
+    assert (first.status, first.deliveries) == ("queued", 1)
+    clock.advance_to(first.due_at)
+    (last,) = engine.dispatch_due([down])
+    assert (last.status, last.deliveries, last.status_reason) == (
+        "failed",
+        2,
+        "gave up after 2 deliveries",
+    )
+    stored = {n.debit_id: n for n in engine.notices()}
+    assert stored["b"].last_error is not None
+    assert "simulated outage" in stored["b"].last_error
+    assert engine.metrics().delivery_rate == 0.5
+
+
+def test_stuck_debits_are_listed_and_inquired(make_engine: EngineFactory) -> None:
+    clock = ManualClock(T0 + timedelta(days=4))
+    engine = make_engine(clock=clock)
+    engine.apply(ev("submitted", 0, debit_id="old"))
+    engine.apply(ev("submitted", 60 * 24 * 3.9, debit_id="recent"))
+    engine.apply(ev("succeeded", 0, debit_id="done"))
+    assert [d for d, _ in engine.stuck(timedelta(days=3))] == ["old"]
+    assert engine.metrics(stuck_after=timedelta(days=3)).stuck == 1
+    assert engine.get("old").state == "submitted"  # type: ignore[union-attr]  # never failed by itself
+
+    def ask(debit: object) -> Event:
+        return ev("succeeded", 60 * 24 * 4, debit_id="old", source="gateway", event_id="inquiry-1")
+
+    (answer,) = engine.inquire(ask, older_than=timedelta(days=3))
+    assert (answer.verdict, answer.state) == ("applied", "succeeded")
+    assert engine.stuck(timedelta(days=3)) == []
+
+
+def test_prometheus_text_and_alerts() -> None:
+    engine = Engine.in_memory()
+    engine.apply(ev("succeeded", 0, debit_id="a"))
+    engine.apply(ev("failed", 0, debit_id="b"))
+    engine.apply(ev("failed", 1, debit_id="a", source="internal"))
+    metrics = engine.metrics()
+    text = prometheus_text(metrics)
+    assert 'statemachine_events{verdict="conflict"} 1.0' in text
+    assert "statemachine_success_rate 0.5" in text
+    assert "# TYPE statemachine_debits gauge" in text
+    seen = []
+    rules = [
+        AlertRule("low-success", "success_rate", below=0.8),
+        AlertRule("conflicts", "conflicts", above=5),
+    ]
+    fired = check_alerts(metrics, rules, on_alert=seen.append)
+    assert [str(a) for a in fired] == ["low-success: success_rate is 0.5, below 0.8"]
+    assert seen == fired
+
+
+def test_alert_rules_are_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="metric 'succes_rate' is not one of"):
+        AlertRule("typo", "succes_rate", below=0.8)
+    with pytest.raises(ValueError, match="needs a bound"):
+        AlertRule("loose", "stuck")
