@@ -56,7 +56,7 @@ def test_replaying_again_changes_nothing(tmp_path: Path) -> None:
     before = [engine.get(d) for d in engine.store.debit_ids()]
     verdicts = engine.metrics().events_by_verdict
     engine.close()
-    code, out = invoke("replay", EXAMPLE, "--db", db)
+    code, _ = invoke("replay", EXAMPLE, "--db", db)
     assert code == 0
     engine = Engine.open(db)
     assert [engine.get(d) for d in engine.store.debit_ids()] == before
