@@ -35,6 +35,12 @@ class SQL:
 
     begin: Final = "BEGIN IMMEDIATE"
     revision: Final = "SELECT revision FROM debits WHERE debit_id = ?"
+    lookup: Final = (
+        "SELECT (SELECT revision FROM debits WHERE debit_id = ?),"
+        " (SELECT raw FROM events WHERE event_id = ? AND accepted = 1)"
+    )
+    revisions: Final = "SELECT debit_id, revision FROM debits WHERE debit_id IN ({})"
+    priors: Final = "SELECT event_id, raw FROM events WHERE accepted = 1 AND event_id IN ({})"
     debit_row: Final = (
         "SELECT state, attempt, version, needs_review, review_reason, amount, currency"
         " FROM debits WHERE debit_id = ?"
@@ -92,15 +98,44 @@ class SQL:
 
 def utc_text(moment: datetime) -> str:
     """UTC ISO 8601 with fixed width, so text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _time(text: str | None) -> datetime | None:
-    return (
-        None
-        if text is None
-        else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    )
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _marks(chunk: list[str]) -> str:
+    return ", ".join("?" * len(chunk))
+
+
+class _Batch:
+    """What one transaction has read and decided, written with executemany at its end."""
+
+    def __init__(self, revisions: dict[str, int | None], priors: dict[str, str]) -> None:
+        self.revisions = revisions  # debit_id -> revision in the database, None if new
+        self.priors = priors  # event_id -> raw text of the accepted event already stored
+        self.records: dict[str, DebitRecord] = {}  # debits decided on in this batch
+        self.accepted: dict[str, Event] = {}  # events accepted in this batch
+        self.events: list[tuple[Any, ...]] = []
+        self.notices: dict[str, Notice] = {}
+
+    def flush(self, conn: sqlite3.Connection, store: SQLiteStore) -> None:
+        conn.executemany(SQL.insert_event, self.events)
+        conn.executemany(
+            SQL.upsert_debit,
+            [(r.debit_id, r.state, r.attempt, r.version, int(r.needs_review), r.review_reason,
+              r.amount, r.currency) for r in self.records.values()],
+        )  # fmt: skip
+        conn.executemany(SQL.upsert_notice, [_notice_row(n) for n in self.notices.values()])
+        for record in self.records.values():
+            record.revision = (self.revisions.get(record.debit_id) or 0) + 1
+            store._remember(record)
 
 
 class SQLiteStore:
@@ -223,58 +258,82 @@ class SQLiteStore:
 
     def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
         with self._write() as conn:
-            return self._execute(conn, event, decide, raw, origin)
+            revision, prior = conn.execute(SQL.lookup, (event.debit_id, event.event_id)).fetchone()
+            batch = _Batch({event.debit_id: revision}, {event.event_id: prior} if prior else {})
+            result = self._execute(conn, batch, event, decide, raw, origin)
+            batch.flush(conn, self)
+        return result
 
     def execute_many(
         self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
     ) -> list[Result]:
         """Apply a batch in one transaction: all of it is written, or none."""
+        todo = list(items)
         with self._write() as conn:
-            return [self._execute(conn, event, decide, raw, origin) for event, raw, origin in items]
+            batch = self._prefetch(conn, [event for event, _, _ in todo])
+            results = [
+                self._execute(conn, batch, e, decide, raw, origin) for e, raw, origin in todo
+            ]
+            batch.flush(conn, self)
+        return results
+
+    def _prefetch(self, conn: sqlite3.Connection, events: list[Event]) -> _Batch:
+        """The revisions and prior events of a whole batch, a few hundred ids a query."""
+        revisions: dict[str, int | None] = {}
+        priors: dict[str, str] = {}
+        debit_ids = list({e.debit_id: None for e in events})
+        event_ids = list({e.event_id: None for e in events})
+        for chunk in _chunks(debit_ids):
+            revisions.update(conn.execute(SQL.revisions.format(_marks(chunk)), chunk).fetchall())
+        for chunk in _chunks(event_ids):
+            priors.update(conn.execute(SQL.priors.format(_marks(chunk)), chunk).fetchall())
+        for debit_id in debit_ids:
+            revisions.setdefault(debit_id, None)
+        return _Batch(revisions, priors)
 
     def _execute(
         self,
         conn: sqlite3.Connection,
+        batch: _Batch,
         event: Event,
         decide: Decide,
         raw: str | None,
         origin: str | None,
     ) -> Result:
         debit_id = event.debit_id
-        record = self._record(conn, debit_id)
-        found = conn.execute(SQL.prior, (event.event_id,)).fetchone()
-        prior = Event.from_json(found[0]) if found else None
-        decision: Decision = decide(event, record, prior)
+        record = batch.records.get(debit_id)
+        if record is None:
+            record = self._record(conn, debit_id, batch.revisions.get(debit_id))
+        accepted_before = batch.accepted.get(event.event_id)
+        if accepted_before is None and event.event_id in batch.priors:
+            accepted_before = Event.from_json(batch.priors[event.event_id])
+        decision: Decision = decide(event, record, accepted_before)
         result, changed, accepted, notice = decision
-        conn.execute(
-            SQL.insert_event,
+        batch.events.append(
             (event.event_id, debit_id, event.type, event.attempt, utc_text(event.occurred_at),
              event.source, result.verdict.value, result.reason,
-             raw if raw is not None else event.to_json(), origin, int(accepted)),
+             raw if raw is not None else event.to_json(), origin, int(accepted))
         )  # fmt: skip
+        if accepted:
+            batch.accepted[event.event_id] = event
         if changed is not None:
-            conn.execute(
-                SQL.upsert_debit,
-                (debit_id, changed.state, changed.attempt, changed.version,
-                 int(changed.needs_review), changed.review_reason, changed.amount,
-                 changed.currency),
-            )  # fmt: skip
-            changed.revision += 1
-            self._remember(changed)
+            batch.records[debit_id] = changed
         if notice is not None:
-            conn.execute(SQL.upsert_notice, _notice_row(notice))
+            batch.notices[notice.notice_id] = notice
         return result
 
-    def _record(self, conn: sqlite3.Connection, debit_id: str) -> DebitRecord | None:
-        row = conn.execute(SQL.revision, (debit_id,)).fetchone()
-        if row is None:
+    def _record(
+        self, conn: sqlite3.Connection, debit_id: str, revision: int | None
+    ) -> DebitRecord | None:
+        """The debit as stored now: the cached copy if its revision is current, else reloaded."""
+        if revision is None:
             self._cache.pop(debit_id, None)
             return None
         cached = self._cache.get(debit_id)
-        if cached is not None and cached.revision == row[0]:
+        if cached is not None and cached.revision == revision:
             self._cache.move_to_end(debit_id)
             return cached
-        record = self._load(conn, debit_id, row[0])
+        record = self._load(conn, debit_id, revision)
         self._remember(record)
         return record
 
@@ -315,7 +374,8 @@ class SQLiteStore:
                 (event_id, debit_id, None, None, None, None, Verdict.INVALID.value, reason, raw,
                  origin, 0),
             )  # fmt: skip
-            record = self._record(conn, debit_id) if debit_id is not None else None
+            row = conn.execute(SQL.revision, (debit_id,)).fetchone() if debit_id else None
+            record = self._record(conn, debit_id, row[0]) if debit_id and row else None
         return Result(
             Verdict.INVALID,
             reason,
