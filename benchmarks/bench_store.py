@@ -95,15 +95,15 @@ def engine_batched(path: Path, events: list[Event]) -> None:
         engine.apply_many(events)
 
 
-def timed(run: Callable[[Path], None], count: int, repeat: int) -> float:
+def timed(run: Callable[[Path, list[Event]], None], events: list[Event], repeat: int) -> float:
     best = 0.0
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "bench.sqlite"
             Engine.open(path).close()
             start = time.perf_counter()
-            run(path)
-            best = max(best, count / (time.perf_counter() - start))
+            run(path, events)
+            best = max(best, len(events) / (time.perf_counter() - start))
     return best
 
 
@@ -121,8 +121,8 @@ def main() -> None:
     for mode, debits, raw, ours in (("durable", args.debits, raw_durable, engine_durable),
                                      ("batched", args.batch_debits, raw_batched, engine_batched)):  # fmt: skip
         events = in_order(debits)
-        floor = timed(lambda path: raw(path, events), len(events), args.repeat)
-        rate = timed(lambda path: ours(path, events), len(events), args.repeat)
+        floor = timed(raw, events, args.repeat)
+        rate = timed(ours, events, args.repeat)
         print(f"{mode:8} {'raw sqlite3, same writes':36} {floor:10,.0f} {1:7.3f}")
         print(f"{mode:8} {'Engine on SQLiteStore':36} {rate:10,.0f} {rate / floor:7.3f}")
 
