@@ -25,10 +25,11 @@ pytest: $(BIN)/.installed
 	$(BIN)/pytest
 
 demo: $(BIN)/.installed
-	$(BIN)/statemachine replay specs/examples/car-loans-month.jsonl
+	rm -f demo.sqlite demo.sqlite-wal demo.sqlite-shm
+	$(BIN)/statemachine replay specs/examples/car-loans-month.jsonl --db demo.sqlite
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_core.py
+	cd benchmarks && ../$(BIN)/python bench_core.py && ../$(BIN)/python bench_store.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
