@@ -333,28 +333,34 @@ class Engine:
 
     def rebuild(self, debit_id: str) -> Fold:
         """The debit's position folded afresh from its stored events (P6)."""
-        accepted = [
+        return fold(self._facts(debit_id), self.spec)
+
+    def _facts(self, debit_id: str) -> list[Event]:
+        return [
             stored.event
             for stored in self.store.history(debit_id)
             if stored.event is not None
             and stored.verdict not in (Verdict.DUPLICATE, Verdict.INVALID)
         ]
-        return fold(accepted, self.spec)
 
     def verify(self) -> list[str]:
         """P6 for every debit: the debits whose live state differs from a rebuild, described."""
         problems = []
         for debit_id in self.store.debit_ids():
-            live, rebuilt = self.get(debit_id), self.rebuild(debit_id)
+            live = self.get(debit_id)
+            facts = self._facts(debit_id)
+            rebuilt = fold(facts, self.spec)
             assert live is not None
-            if (live.state, live.attempt, live.needs_review) != (
+            if (live.state, live.attempt, live.needs_review, live.version) != (
                 rebuilt.state,
                 rebuilt.attempt,
                 rebuilt.needs_review,
+                len(facts),
             ):
                 problems.append(
-                    f"{debit_id}: live {live.state}@{live.attempt} review={live.needs_review}, "
-                    f"rebuilt {rebuilt.state}@{rebuilt.attempt} review={rebuilt.needs_review}"
+                    f"{debit_id}: live {live.state}@{live.attempt} review={live.needs_review} "
+                    f"version {live.version}, rebuilt {rebuilt.state}@{rebuilt.attempt} "
+                    f"review={rebuilt.needs_review} version {len(facts)}"
                 )
         return problems
 

@@ -174,3 +174,10 @@ def test_a_new_engine_on_the_same_store_sees_the_same_debits(
     other = Engine(engine.store, spec=engine.spec)
     assert other.apply(ev("retried", 1, attempt=2)).state == "pending"
     assert engine.get("d-1").attempt == 2  # type: ignore[union-attr]
+
+
+def test_an_unknown_debit_has_nothing(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    assert engine.get("nope") is None
+    assert engine.history("nope") == []
+    assert engine.notices("nope") == []

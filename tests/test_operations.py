@@ -79,7 +79,10 @@ def test_verify_reports_a_debit_that_differs_from_its_rebuild(tmp_path: Path) ->
     conn.close()
     code, out = invoke("verify", "--db", str(db))
     assert code == 1
-    assert "d-1: live failed@1 review=False, rebuilt succeeded@1 review=False" in out
+    assert (
+        "d-1: live failed@1 review=False version 1, rebuilt succeeded@1 review=False version 1"
+        in out
+    )
 
 
 def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:

@@ -86,7 +86,10 @@ class MemoryStore:
         return [_stored(entry) for entry in self._history.get(debit_id, ())]
 
     def notices(self, debit_id: str | None = None) -> list[Notice]:
-        records = self._debits.values() if debit_id is None else [self._debits[debit_id]]
+        if debit_id is None:
+            records: Iterable[DebitRecord] = self._debits.values()
+        else:
+            records = [self._debits[debit_id]] if debit_id in self._debits else []
         return sorted(
             (n for record in records for n in record.notices.values()),
             key=lambda n: (n.created_at, n.notice_id),
