@@ -90,7 +90,15 @@ def plan(
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
-    kind = CORRECTION if told is not None and _contradicts(told, attempt, outcome) else outcome
+    plain = record.notices.get((attempt, outcome))
+    if (told is None or not _contradicts(told, attempt, outcome)) and (
+        plain is None or plain.status is not NoticeStatus.SENT
+    ):
+        kind = outcome
+    else:
+        # What the customer heard last is wrong now, or the plain notice was used up by an
+        # earlier visit to this outcome: only a correction can tell them.
+        kind = CORRECTION
     due = now + spec.settle_window if outcome == FAILED else now
     existing = record.notices.get((attempt, kind))
     if existing is None:
@@ -130,9 +138,14 @@ def _contradicts(told: Notice, attempt: int, outcome: str) -> bool:
 
 
 def matches(notice: Notice, record: DebitRecord | None) -> bool:
-    """N3: a notice may go out only while it states the debit's current outcome."""
-    return (
-        record is not None and record.attempt == notice.attempt and record.state == notice.outcome
+    """N3: a notice may go out only while it states the debit's current outcome, and only if
+    no later change planned a newer notice (which then speaks for the debit instead)."""
+    if record is None or record.attempt != notice.attempt or record.state != notice.outcome:
+        return False
+    return all(
+        other.version <= notice.version
+        for other in record.notices.values()
+        if other.status in (NoticeStatus.QUEUED, NoticeStatus.SENT)
     )
 
 

@@ -135,13 +135,15 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
 
 def classify(event: Event, before: Fold | None, after: Fold) -> tuple[Verdict, str]:
     """The verdict and reason of ``event``, which moved the debit from ``before`` to ``after``."""
-    if before is None:
-        if event.attempt > after.attempt:
-            return _unchanged(
-                event, after
-            )  # the debit came into being on an event it can't use yet
-    elif _position(before) == _position(after):
-        return _unchanged(event, after)
+    if event.attempt > after.attempt or (
+        before is not None and _position(before) == _position(after)
+    ):
+        # An event for an attempt the debit is not on is parked even when it raises the
+        # review flag (P4): the flag is its only effect, and the reason says so.
+        verdict, reason = _unchanged(event, after)
+        if after.needs_review and (before is None or not before.needs_review):
+            reason += f"; needs review: {after.review_reason}"
+        return verdict, reason
     return Verdict.APPLIED, describe(before, after)
 
 
@@ -166,7 +168,11 @@ def describe(before: Fold | None, after: Fold) -> str:
 
 def transition_text(source: str, dest: str) -> str:
     text = f"{source} → {dest}"
-    if {source, dest} <= {SUCCEEDED, FAILED, REVERSED} and (source, dest) != (SUCCEEDED, REVERSED):
+    if (
+        source != dest
+        and {source, dest} <= {SUCCEEDED, FAILED, REVERSED}
+        and (source, dest) != (SUCCEEDED, REVERSED)
+    ):
         text += " (correction)"
     return text
 
@@ -189,7 +195,7 @@ def _unchanged(event: Event, after: Fold) -> tuple[Verdict, str]:
     if attempt > after.attempt:
         if after.state in COLLECTED:
             return Verdict.PARKED, (
-                f"attempt {attempt} is withdrawn: attempt {after.attempt} is {after.state}"
+                f"attempt {attempt} is not open: attempt {after.attempt} is {after.state}"
             )
         return Verdict.PARKED, f"waits for attempt {attempt} to open (retried)"
     if attempt < after.attempt:
@@ -201,7 +207,7 @@ def _unchanged(event: Event, after: Fold) -> tuple[Verdict, str]:
         return Verdict.CONFLICT, f"reversal of a failed attempt (failed by {_cite(winner)})"
     if POSITION[event.type] < POSITION.get(after.state, 0):
         return Verdict.STALE, f"behind the debit's position ({after.state})"
-    return Verdict.STALE, f"already {after.state} on attempt {attempt}"
+    return Verdict.STALE, f"already {after.state} on attempt {attempt}: corroborates it"
 
 
 def _outcome_of(event: Event) -> str:

@@ -50,14 +50,17 @@ class Replay:
         self._advance(event)
         return self.engine.apply(event, raw=raw, origin=origin)
 
-    def ingest(self, raw: str | bytes | dict[str, Any], origin: str | None = None) -> Result:
-        """Parse and apply one input line; bad input is stored as ``invalid`` and replay goes on."""
-        try:
-            event = Event.from_json(raw) if isinstance(raw, str | bytes) else Event.from_dict(raw)
-        except ValueError:
-            return self.engine.ingest(raw, origin)
+    def ingest(self, raw: str | bytes, origin: str | None = None, parsed: Any = None) -> Result:
+        """Parse and apply one input line; bad input is stored as ``invalid`` and replay goes on.
+
+        ``parsed`` is the line's JSON when the caller has already decoded it.
+        """
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        return self.apply(event, raw=text if isinstance(text, str) else None, origin=origin)
+        try:
+            event = Event.from_dict(parsed) if parsed is not None else Event.from_json(raw)
+        except ValueError:
+            return self.engine.ingest(text, origin)
+        return self.apply(event, raw=text, origin=origin)
 
     def dispatch(self) -> list[Notice]:
         handled = self.engine.dispatch_due(self.senders, now=self.clock.now)
@@ -154,7 +157,7 @@ def replay_logs(replay: Replay, paths: Iterable[str | Path]) -> ReplaySummary:
             if data.get("notice") == FAILED:
                 legacy.add((str(data.get("debit_id")), data.get("attempt")))
             continue
-        result = replay.ingest(data if isinstance(data, dict) else line, origin=origin)
+        result = replay.ingest(line, origin, parsed=data if isinstance(data, dict) else None)
         if result.verdict == "invalid":
             summary.invalid.append(f"{origin}: {result.reason}")
     replay.finish()

@@ -181,3 +181,37 @@ def test_an_unknown_debit_has_nothing(make_engine: EngineFactory) -> None:
     assert engine.get("nope") is None
     assert engine.history("nope") == []
     assert engine.notices("nope") == []
+
+
+def test_a_failing_write_rolls_back_the_whole_transaction(
+    make_engine: EngineFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store_kind == "memory":
+        pytest.skip("the in-memory store has no SQL to fail")
+    from statemachine import StoreError
+    from statemachine.stores.sqlite import SQL
+
+    engine = make_engine()
+    engine.apply(ev("submitted", 0))
+    # The event and debit rows are written first; the notice's write then fails.
+    monkeypatch.setattr(SQL, "upsert_notice", "INSERT INTO no_such_table VALUES (?)")
+    with pytest.raises(StoreError, match="no such table"):
+        engine.apply(ev("succeeded", 1, event_id="late"))
+    monkeypatch.undo()
+    assert [h.event_id for h in engine.history("d-1")] == [engine.history("d-1")[0].event_id]
+    debit = engine.get("d-1")
+    assert debit is not None
+    assert (debit.state, debit.version) == ("submitted", 1)
+    assert engine.notices() == []
+    assert engine.apply(ev("succeeded", 1, event_id="late")).verdict is Verdict.APPLIED
+
+
+def test_raw_input_is_kept_as_received_whatever_its_format(make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    line = "627121042882001234567890     0000035600LOAN-42        ALICE CUSTOMER          0121042880000001"
+    event = ev("submitted", 0)
+    engine.apply(event, raw=line, origin="march.ach:3")
+    assert engine.apply(event, raw=line).verdict is Verdict.DUPLICATE
+    assert engine.apply(ev("succeeded", 1)).state == "succeeded"
+    first = engine.history("d-1")[0]
+    assert (first.raw, first.origin, first.event) == (line, "march.ach:3", event)

@@ -64,11 +64,21 @@ def test_defaults() -> None:
         ),
         ("occurred_at", None, "occurred_at: expected a value (the field is required)"),
         ("source", "", "source: expected a non-empty string"),
-        ("amount", -1, "amount: expected an integer number of minor units >= 0, got -1"),
-        ("amount", 3.5, "amount: expected an integer number of minor units >= 0, got 3.5"),
+        (
+            "amount",
+            -1,
+            "amount: expected an integer number of minor units >= 0 (below 2**63), got -1",
+        ),
+        (
+            "amount",
+            3.5,
+            "amount: expected an integer number of minor units >= 0 (below 2**63), got 3.5",
+        ),
         ("currency", "yuan", "currency: expected a three-letter ISO 4217 code"),
         ("reason", 4, "reason: expected a scheme code string"),
         ("data", [], "data: expected a JSON object, got []"),
+        ("data", {"when": (1, 2)}, "data: expected a JSON object of JSON values only"),
+        ("amount", 2**64, "amount: expected an integer number of minor units >= 0 (below 2**63)"),
         ("ocurred_at", "2026-03-05T10:00:00+08:00", "ocurred_at: expected a known field name"),
     ],
 )

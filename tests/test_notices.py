@@ -186,3 +186,46 @@ def test_misinformed_lists_the_outcome_that_changed_after_its_one_correction() -
         "failed",
         "succeeded",
     )
+
+
+def test_n1_a_correction_for_a_later_attempt_when_the_last_word_was_wrong() -> None:
+    engine, clock = clocked_engine()
+    sms = RecordingSender("sms")
+    hour = timedelta(hours=1)
+
+    def step(event: object) -> None:
+        engine.apply(event)  # type: ignore[arg-type]
+        clock.advance_to(clock.now + hour)
+        engine.dispatch_due([sms])
+
+    step(ev("failed", 0))
+    step(ev("retried", 60, attempt=2, source="internal"))
+    step(ev("failed", 120, attempt=2))
+    step(ev("succeeded", 1, source="settlement"))  # a late success of attempt 1: a correction
+    step(
+        ev("failed", 2, source="operator")
+    )  # the operator overrules it: attempt 2 failed after all
+    assert [(n.kind, n.attempt, n.outcome) for n in sms.sent] == [
+        ("failed", 1, "failed"),
+        ("failed", 2, "failed"),
+        ("correction", 1, "succeeded"),
+        ("correction", 2, "failed"),
+    ]
+    assert engine.misinformed() == []
+
+
+def test_n3_an_older_notice_superseded_by_a_newer_one_is_not_sent() -> None:
+    engine, clock = clocked_engine()
+    sms = RecordingSender("sms")
+    engine.apply(ev("failed", 0))  # waits 15 minutes
+    engine.apply(ev("succeeded", 1, source="settlement"))
+    engine.dispatch_due([sms])  # the success goes out at once
+    engine.apply(ev("failed", 2, source="operator"))  # a correction stating the failure
+    clock.advance_to(T0 + timedelta(hours=1))
+    handled = {n.kind: n for n in engine.dispatch_due([sms])}
+    assert handled["failed"].status == "cancelled"
+    assert handled["correction"].status == "sent"
+    assert [n.text() for n in sms.sent] == [
+        "Your payment d-1 was collected.",
+        "Correction: your payment d-1 could not be collected.",
+    ]

@@ -210,3 +210,27 @@ def test_alert_rules_are_checked_when_made() -> None:
         AlertRule("typo", "succes_rate", below=0.8)
     with pytest.raises(ValueError, match="needs a bound"):
         AlertRule("loose", "stuck")
+
+
+def test_a_notice_replanned_while_being_sent_keeps_its_claim(tmp_path: Path) -> None:
+    from statemachine import Spec
+
+    path = tmp_path / "d.sqlite"
+    spec = Spec.default().evolve(settle_window=timedelta(0))
+    clock = ManualClock(T0)
+    dispatcher, api, other = (Engine.open(path, spec=spec, clock=clock) for _ in range(3))
+    api.apply(ev("failed", 0))
+    other_sms = RecordingSender("sms-other")
+    seen = []
+
+    def meanwhile(notice: object) -> None:
+        api.apply(ev("succeeded", 1))  # the failure is re-planned while it is being sent
+        api.apply(ev("failed", 2))
+        seen.extend(other.dispatch_due([other_sms]))
+
+    sms = RecordingSender("sms", on_send=meanwhile)
+    assert [n.status for n in dispatcher.dispatch_due([sms])] == ["sent"]
+    assert [(n.kind, n.status) for n in seen] == [("succeeded", "cancelled")]
+    clock.advance_to(T0 + timedelta(minutes=10))
+    assert dispatcher.dispatch_due([sms]) == []
+    assert len(sms.sent) + len(other_sms.sent) == 1

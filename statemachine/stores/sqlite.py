@@ -37,20 +37,19 @@ class SQL:
     revision: Final = "SELECT revision FROM debits WHERE debit_id = ?"
     lookup: Final = (
         "SELECT (SELECT revision FROM debits WHERE debit_id = ?),"
-        " (SELECT raw FROM events WHERE event_id = ? AND accepted = 1)"
+        " (SELECT payload FROM events WHERE event_id = ? AND accepted = 1)"
     )
     revisions: Final = "SELECT debit_id, revision FROM debits WHERE debit_id IN ({})"
-    priors: Final = "SELECT event_id, raw FROM events WHERE accepted = 1 AND event_id IN ({})"
+    priors: Final = "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id IN ({})"
     debit_row: Final = (
         "SELECT state, attempt, version, needs_review, review_reason, amount, currency"
         " FROM debits WHERE debit_id = ?"
     )
-    prior: Final = "SELECT raw FROM events WHERE event_id = ? AND accepted = 1"
-    facts: Final = "SELECT raw FROM events WHERE debit_id = ? AND accepted = 1 ORDER BY seq"
+    facts: Final = "SELECT payload FROM events WHERE debit_id = ? AND accepted = 1 ORDER BY seq"
     notices_of: Final = "SELECT * FROM notices WHERE debit_id = ?"
     insert_event: Final = (
         "INSERT INTO events (event_id, debit_id, type, attempt, occurred_at, source, verdict,"
-        " reason, raw, origin, accepted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " reason, raw, payload, origin, accepted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     upsert_debit: Final = (
         "INSERT INTO debits (debit_id, state, attempt, version, needs_review, review_reason,"
@@ -61,10 +60,16 @@ class SQL:
         " amount = excluded.amount, currency = excluded.currency, revision = revision + 1"
     )
     touch_debit: Final = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
+    # A re-planned notice keeps its claim: a dispatcher may be sending it right now.
     upsert_notice: Final = (
-        "INSERT OR REPLACE INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
+        "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
         " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (notice_id) DO UPDATE SET outcome = excluded.outcome,"
+        " status = excluded.status, due_at = excluded.due_at, sent_at = excluded.sent_at,"
+        " channel = excluded.channel, deliveries = excluded.deliveries,"
+        " last_error = excluded.last_error, status_reason = excluded.status_reason,"
+        " version = excluded.version"
     )
     due: Final = (
         "SELECT * FROM notices WHERE status = 'queued' AND due_at <= ?"
@@ -119,7 +124,7 @@ class _Batch:
 
     def __init__(self, revisions: dict[str, int | None], priors: dict[str, str]) -> None:
         self.revisions = revisions  # debit_id -> revision in the database, None if new
-        self.priors = priors  # event_id -> raw text of the accepted event already stored
+        self.priors = priors  # event_id -> payload of the accepted event already stored
         self.records: dict[str, DebitRecord] = {}  # debits decided on in this batch
         self.accepted: dict[str, Event] = {}  # events accepted in this batch
         self.events: list[tuple[Any, ...]] = []
@@ -312,7 +317,7 @@ class SQLiteStore:
         batch.events.append(
             (event.event_id, debit_id, event.type, event.attempt, utc_text(event.occurred_at),
              event.source, result.verdict.value, result.reason,
-             raw if raw is not None else event.to_json(), origin, int(accepted))
+             raw, event.to_json(), origin, int(accepted))
         )  # fmt: skip
         if accepted:
             batch.accepted[event.event_id] = event
@@ -339,7 +344,7 @@ class SQLiteStore:
 
     def _load(self, conn: sqlite3.Connection, debit_id: str, revision: int) -> DebitRecord:
         """Rebuild the record from its stored events (P6) and notices."""
-        facts = [Event.from_json(raw) for (raw,) in conn.execute(SQL.facts, (debit_id,))]
+        facts = [Event.from_json(payload) for (payload,) in conn.execute(SQL.facts, (debit_id,))]
         record = DebitRecord(debit_id, self.spec.initial)
         record.take(fold(facts, self.spec))  # the winning strength is kept nowhere else
         # The row is the live state; `verify` compares it with the fold (P6).
@@ -372,7 +377,7 @@ class SQLiteStore:
             conn.execute(
                 SQL.insert_event,
                 (event_id, debit_id, None, None, None, None, Verdict.INVALID.value, reason, raw,
-                 origin, 0),
+                 None, origin, 0),
             )  # fmt: skip
             row = conn.execute(SQL.revision, (debit_id,)).fetchone() if debit_id else None
             record = self._record(conn, debit_id, row[0]) if debit_id and row else None
@@ -407,7 +412,7 @@ class SQLiteStore:
         stored = []
         for values in cursor:
             row = dict(zip(names, values, strict=True))
-            event = Event.from_json(row["raw"]) if row["accepted"] or row["type"] else None
+            event = Event.from_json(row["payload"]) if row["payload"] else None
             stored.append(
                 StoredEvent(
                     row["seq"],
@@ -551,10 +556,11 @@ def _schema_1(db: sqlite_utils.Database) -> None:
         not_null={"state", "attempt", "version", "needs_review", "revision"},
     )
     # seq orders arrivals; a duplicate or an invalid event reuses an event_id, so it is no key.
+    # raw: the input as received (None if applied through the API); payload: the parsed event.
     db.execute(
         "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT,"
         " debit_id TEXT, type TEXT, attempt INTEGER, occurred_at TEXT, source TEXT,"
-        " verdict TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT, origin TEXT,"
+        " verdict TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT, payload TEXT, origin TEXT,"
         " accepted INTEGER NOT NULL)"
     )
     db.execute("CREATE UNIQUE INDEX events_accepted_id ON events (event_id) WHERE accepted = 1")
