@@ -12,7 +12,6 @@ from .clock import ManualClock, utc_now
 from .debits import Debit, Result, StoredEvent
 from .engine import Engine, Metrics
 from .errors import (
-    ConcurrentUpdate,
     DeliveryError,
     InvalidDefinition,
     InvalidEvent,
@@ -27,7 +26,6 @@ from .precedence import Verdict
 from .spec import Spec
 
 __all__ = [
-    "ConcurrentUpdate",
     "Debit",
     "DeliveryError",
     "Engine",

@@ -33,10 +33,6 @@ class StoreBusy(StoreError):
     """Another writer held the store for longer than the busy timeout: retry later."""
 
 
-class ConcurrentUpdate(StoreError):
-    """Another writer changed the debit between read and write: retry the apply."""
-
-
 class DeliveryError(StateMachineError):
     """A sender could not deliver a notice; the dispatcher records it and retries later."""
 
