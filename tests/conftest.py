@@ -14,6 +14,7 @@ from statemachine.clock import Clock, utc_now
 from statemachine.stores.memory import MemoryStore
 from statemachine.stores.sqlite import SQLiteStore
 
+pytest_plugins = ["pytester"]
 EngineFactory = Callable[..., Engine]
 STORES = ["memory", "sqlite"]
 
