@@ -135,7 +135,8 @@ class Engine:
     def open(
         cls, target: str | Path, spec: Spec | None = None, clock: Clock = utc_now, **options: Any
     ) -> Engine:
-        """An engine on a store named by ``target``: an SQLite file path, or ``:memory:``.
+        """An engine on the store ``target`` names: an SQLite file path, a ``postgresql://`` DSN
+        (``?schema=NAME`` picks the schema), or ``:memory:``.
 
         ``options`` go to the store, for example ``synchronous="NORMAL"`` for SQLite.
         """
@@ -143,7 +144,13 @@ class Engine:
         if str(target) == ":memory:":
             return cls(MemoryStore(), spec=spec, clock=clock)
         if str(target).startswith(("postgresql://", "postgres://")):
-            raise StoreError("PostgreSQL targets need the PostgreSQL store, not installed here")
+            try:
+                from .stores.postgres import PostgresStore
+            except ImportError as exc:
+                raise StoreError(
+                    f"a PostgreSQL target needs psycopg: pip install 'statemachine[postgres]' ({exc})"
+                ) from None
+            return cls(PostgresStore(str(target), spec, **options), spec=spec, clock=clock)
         from .stores.sqlite import SQLiteStore
 
         return cls(SQLiteStore(target, spec, **options), spec=spec, clock=clock)

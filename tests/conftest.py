@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,12 +18,26 @@ from statemachine.stores.sqlite import SQLiteStore
 
 pytest_plugins = ["pytester"]
 EngineFactory = Callable[..., Engine]
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "postgres"]
+PG_DSN = os.environ.get("STATEMACHINE_PG_DSN")
 
 
 @pytest.fixture(params=STORES)
 def store_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and not PG_DSN:
+        pytest.skip(
+            "set STATEMACHINE_PG_DSN (e.g. postgresql://postgres@127.0.0.1:5432/test) to test PostgreSQL"
+        )
     return str(request.param)
+
+
+def pg_engine(spec: Spec, clock: Clock = utc_now) -> Engine:
+    """An engine on a fresh schema of the test database; ``engine.store.drop()`` removes it."""
+    from statemachine.stores.postgres import PostgresStore
+
+    assert PG_DSN is not None
+    store = PostgresStore(PG_DSN, spec, schema=f"t_{uuid.uuid4().hex[:12]}", pool_size=2)
+    return Engine(store, spec=spec, clock=clock)
 
 
 @pytest.fixture
@@ -35,6 +51,8 @@ def make_engine(store_kind: str) -> Iterator[EngineFactory]:
             spec = spec or Spec.default()
             if store_kind == "memory":
                 engine = Engine(MemoryStore(), spec=spec, clock=clock)
+            elif store_kind == "postgres":
+                engine = pg_engine(spec, clock)
             else:
                 path = Path(folder) / f"debits-{next(numbers)}.sqlite"
                 engine = Engine(SQLiteStore(path, spec, synchronous="OFF"), spec=spec, clock=clock)
@@ -43,6 +61,9 @@ def make_engine(store_kind: str) -> Iterator[EngineFactory]:
 
         yield make
         for engine in engines:
+            drop = getattr(engine.store, "drop", None)
+            if drop is not None:
+                drop()
             engine.close()
 
 

@@ -189,13 +189,14 @@ def test_a_failing_write_rolls_back_the_whole_transaction(
     if store_kind == "memory":
         pytest.skip("the in-memory store has no SQL to fail")
     from statemachine import StoreError
-    from statemachine.stores.sqlite import SQL
 
     engine = make_engine()
     engine.apply(ev("submitted", 0))
     # The event and debit rows are written first; the notice's write then fails.
-    monkeypatch.setattr(SQL, "upsert_notice", "INSERT INTO no_such_table VALUES (?)")
-    with pytest.raises(StoreError, match="no such table"):
+    mark = "?" if store_kind == "sqlite" else "%s"
+    broken = f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 14)})"
+    monkeypatch.setattr(engine.store.SQL, "upsert_notice", broken)  # type: ignore[attr-defined]
+    with pytest.raises(StoreError, match="no_such_table"):
         engine.apply(ev("succeeded", 1, event_id="late"))
     monkeypatch.undo()
     assert [h.event_id for h in engine.history("d-1")] == [engine.history("d-1")[0].event_id]

@@ -31,6 +31,7 @@ class Queries:
     ``revisions`` and ``priors`` take a list of ids where ``_select_in`` puts it.
     """
 
+    no_limit: ClassVar[Any]  # what LIMIT takes for "no limit"
     lookup: ClassVar[str]  # (revision of the debit, payload of an accepted event_id)
     revision: ClassVar[str]
     revisions: ClassVar[str]
@@ -330,7 +331,9 @@ class SQLStore:
         at, until = self._time_in(now), self._time_in(now + lease)
         with self._write() as conn:
             found = self._notices(
-                conn.execute(self.SQL.claimable, (at, at, -1 if limit is None else limit))
+                conn.execute(
+                    self.SQL.claimable, (at, at, self.SQL.no_limit if limit is None else limit)
+                )
             )
             for notice in found:
                 conn.execute(self.SQL.claim, (until, notice.notice_id))

@@ -29,6 +29,7 @@ APPLICATION: Final = "statemachine"
 class SQL(Queries):
     """Every statement of the hot path, named."""
 
+    no_limit = -1
     lookup = (
         "SELECT (SELECT revision FROM debits WHERE debit_id = ?),"
         " (SELECT payload FROM events WHERE event_id = ? AND accepted = 1)"

@@ -1,0 +1,306 @@
+"""PostgreSQL store: the shared state of stateless workers on many machines (psycopg 3).
+
+Each write is one transaction that first takes a transaction-scoped advisory lock per debit,
+so the writers of one debit are serialized while other debits proceed in parallel; every
+read under the lock sees the debit as it is. Dispatchers claim due notices with
+``FOR UPDATE SKIP LOCKED``. Tables live in their own schema (``statemachine`` by default;
+``?schema=NAME`` on the DSN, or ``schema=``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool
+
+from ..errors import StoreBusy, StoreError
+from ..spec import Spec
+from .sql import Queries, SQLStore
+
+SCHEMA_VERSION: Final = 1
+T = TypeVar("T")
+_RETRIES: Final = 8
+
+
+class SQL(Queries):
+    """Every statement of the hot path, named."""
+
+    no_limit = None
+    lookup = (
+        "SELECT (SELECT revision FROM debits WHERE debit_id = %s),"
+        " (SELECT payload FROM events WHERE event_id = %s AND accepted = 1)"
+    )
+    lock = (
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(id, 0) AS h"
+        " FROM unnest(%s::text[]) AS id ORDER BY h) AS ordered"
+    )
+    revision = "SELECT revision FROM debits WHERE debit_id = %s"
+    revisions = "SELECT debit_id, revision FROM debits WHERE debit_id = ANY(%s)"
+    priors = "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id = ANY(%s)"
+    debit_row = (
+        "SELECT state, attempt, version, needs_review, review_reason, amount, currency"
+        " FROM debits WHERE debit_id = %s"
+    )
+    facts = "SELECT payload FROM events WHERE debit_id = %s AND accepted = 1 ORDER BY seq"
+    notices_of = "SELECT * FROM notices WHERE debit_id = %s"
+    insert_event = (
+        "INSERT INTO events (event_id, debit_id, type, attempt, occurred_at, source, verdict,"
+        " reason, raw, payload, origin, accepted)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+    upsert_debit = (
+        "INSERT INTO debits (debit_id, state, attempt, version, needs_review, review_reason,"
+        " amount, currency, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
+        " ON CONFLICT (debit_id) DO UPDATE SET state = excluded.state,"
+        " attempt = excluded.attempt, version = excluded.version,"
+        " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
+        " amount = excluded.amount, currency = excluded.currency,"
+        " revision = debits.revision + 1"
+    )
+    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = %s"
+    upsert_notice = (
+        "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
+        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (notice_id) DO UPDATE SET outcome = excluded.outcome,"
+        " status = excluded.status, due_at = excluded.due_at, sent_at = excluded.sent_at,"
+        " channel = excluded.channel, deliveries = excluded.deliveries,"
+        " last_error = excluded.last_error, status_reason = excluded.status_reason,"
+        " version = excluded.version"
+    )
+    due = (
+        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= %s"
+        " ORDER BY due_at, debit_id, version"
+    )
+    # Several dispatchers: each takes what no other holds, and skips rather than waits.
+    claimable = (
+        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= %s"
+        " AND (claimed_until IS NULL OR claimed_until <= %s)"
+        " ORDER BY due_at, debit_id, version LIMIT %s FOR UPDATE SKIP LOCKED"
+    )
+    claim = "UPDATE notices SET claimed_until = %s WHERE notice_id = %s"
+    save_claimed = (
+        "UPDATE notices SET status = %s, due_at = %s, sent_at = %s, channel = %s,"
+        " deliveries = %s, last_error = %s, status_reason = %s, claimed_until = NULL"
+        " WHERE notice_id = %s AND claimed_until IS NOT DISTINCT FROM %s"
+    )
+    history = "SELECT * FROM events WHERE debit_id IS NOT DISTINCT FROM %s ORDER BY seq"
+    debit_ids = "SELECT debit_id FROM debits ORDER BY debit_id"
+    all_notices = "SELECT * FROM notices ORDER BY created_at, notice_id"
+    verdicts = "SELECT verdict, count(*) FROM events GROUP BY verdict"
+    states = "SELECT state, count(*) FROM debits GROUP BY state"
+    notice_statuses = "SELECT status, count(*) FROM notices GROUP BY status"
+    review = "SELECT count(*) FROM debits WHERE needs_review"
+    sources = "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
+    stuck = (
+        "SELECT d.debit_id, max(e.occurred_at) FROM debits d JOIN events e"
+        " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
+        " GROUP BY d.debit_id HAVING max(e.occurred_at) < %s ORDER BY 2"
+    )
+
+
+SCHEMA_1: Final = """
+CREATE TABLE debits (
+    debit_id text PRIMARY KEY, state text NOT NULL, attempt integer NOT NULL,
+    version integer NOT NULL, needs_review boolean NOT NULL, review_reason text,
+    amount bigint, currency text, revision bigint NOT NULL);
+CREATE INDEX debits_by_state ON debits (state);
+CREATE TABLE events (
+    seq bigserial PRIMARY KEY, event_id text, debit_id text, type text, attempt integer,
+    occurred_at timestamptz, source text, verdict text NOT NULL, reason text NOT NULL,
+    raw text, payload text, origin text, accepted smallint NOT NULL);
+CREATE UNIQUE INDEX events_accepted_id ON events (event_id) WHERE accepted = 1;
+CREATE INDEX events_by_debit ON events (debit_id, seq);
+CREATE TABLE notices (
+    notice_id text PRIMARY KEY, debit_id text NOT NULL, attempt integer NOT NULL,
+    kind text NOT NULL, outcome text NOT NULL, status text NOT NULL,
+    due_at timestamptz NOT NULL, created_at timestamptz NOT NULL, sent_at timestamptz,
+    channel text, deliveries integer NOT NULL DEFAULT 0, last_error text,
+    status_reason text, claimed_until timestamptz, version integer NOT NULL DEFAULT 0,
+    UNIQUE (debit_id, attempt, kind));
+CREATE INDEX notices_due ON notices (due_at) WHERE status = 'queued';
+"""
+# MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
+MIGRATIONS: Final = [SCHEMA_1]
+
+
+class _Retry(StoreError):
+    """A transaction the database refused for a reason that a rerun resolves."""
+
+
+class PostgresStore(SQLStore):
+    """A store in a PostgreSQL database, shared by any number of worker processes."""
+
+    SQL = SQL
+
+    def __init__(
+        self,
+        dsn: str,
+        spec: Spec | None = None,
+        *,
+        schema: str | None = None,
+        pool_size: int = 4,
+        cache_size: int = 10_000,
+        timeout: float = 10.0,
+    ) -> None:
+        dsn, from_dsn = _split_schema(dsn)
+        self.schema = schema or from_dsn or "statemachine"
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.schema):
+            raise ValueError(f"schema must be a lower-case SQL identifier, got {self.schema!r}")
+        self.dsn = dsn
+        self.name = _redact(dsn)
+        self.spec = spec or Spec.default()
+        self._setup_cache(cache_size)
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout,
+            configure=self._configure,
+            open=False,
+        )
+        try:
+            self.pool.open(wait=True, timeout=timeout)
+            self._migrate()
+        except StoreError:
+            self.pool.close()
+            raise
+        except Exception as exc:  # the pool's own timeouts and psycopg's errors alike
+            self.pool.close()
+            raise StoreError(f"{self.name}: cannot open ({exc})") from None
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"SET search_path TO {self.schema}")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.commit()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('statemachine migrate'))")
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (self.schema,),
+                )
+            }
+            if tables and "statemachine_meta" not in tables:
+                raise StoreError(
+                    f"{self.name}: schema {self.schema!r} belongs to another application "
+                    f"(tables: {', '.join(sorted(tables)[:5])}); choose another schema"
+                )
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS statemachine_meta (key text PRIMARY KEY, value text)"
+            )
+            conn.execute(
+                "INSERT INTO statemachine_meta VALUES ('schema_version', '0'),"
+                " ('application', 'statemachine') ON CONFLICT DO NOTHING"
+            )
+            row = conn.execute(
+                "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.name}: schema version {version} is newer than this package's "
+                    f"{SCHEMA_VERSION}; upgrade statemachine to open it"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], version + 1):
+                conn.execute(script)
+                conn.execute(
+                    "UPDATE statemachine_meta SET value = %s WHERE key = 'schema_version'",
+                    (str(number),),
+                )
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    def drop(self) -> None:
+        """Remove the schema and everything in it (tests and teardown); works once closed too."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    # -- the dialect -----------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except BaseException as exc:
+            self._cache.clear()  # records may have been changed by the failed decision
+            if isinstance(
+                exc, errors.UniqueViolation | errors.SerializationFailure | errors.DeadlockDetected
+            ):
+                raise _Retry(f"{self.name}: {exc}") from None
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"{self.name}: {exc}") from None
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.name}: {exc}") from None
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        # Two workers may insert the same new event_id for two debits at once: the unique
+        # index refuses one, and its rerun then sees the other's event.
+        for _ in range(_RETRIES - 1):
+            try:
+                return work()
+            except _Retry:
+                continue
+        try:
+            return work()
+        except _Retry as exc:
+            raise StoreBusy(f"{exc}; gave up after {_RETRIES} tries") from None
+
+    def _lock(self, conn: psycopg.Connection[Any], debit_ids: Iterable[str]) -> None:
+        conn.execute(SQL.lock, (list(debit_ids),))
+
+    def _many(
+        self, conn: psycopg.Connection[Any], query: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        if rows:
+            with conn.cursor() as cursor:
+                cursor.executemany(query, rows)
+
+    def _select_in(self, conn: psycopg.Connection[Any], query: str, ids: list[str]) -> list[Any]:
+        return conn.execute(query, (ids,)).fetchall()
+
+    def _time_in(self, moment: datetime) -> datetime:
+        return moment.astimezone(UTC)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _split_schema(dsn: str) -> tuple[str, str | None]:
+    """Take ``schema=NAME`` out of a DSN's query: it is ours, not libpq's."""
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query)
+    schema = next((value for key, value in query if key == "schema"), None)
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def _redact(dsn: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", dsn)
