@@ -1,8 +1,9 @@
-"""A worker process for the crash and concurrency tests: applies a synthetic book to a file.
+"""A worker process for the crash and concurrency tests: applies a synthetic book to a store.
 
-    python sqlite_worker.py DB LOANS SEED [--shuffle N]
+    python sqlite_worker.py TARGET LOANS SEED [--shuffle N] [--batch SIZE]
 
-Prints the index of every event after ``apply`` returned, that is after it committed.
+TARGET is an SQLite path or a PostgreSQL DSN. Prints the index of every event once it is
+committed: after ``apply`` returned, or with ``--batch``, after ``apply_many`` of its batch.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ def book(loans: int, seed: int) -> list[Event]:
 def main() -> None:
     path, loans, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     events = book(loans, seed)
-    if len(sys.argv) > 5 and sys.argv[4] == "--shuffle":
-        random.Random(int(sys.argv[5])).shuffle(events)
-        events += random.Random(int(sys.argv[5]) + 1).sample(events, len(events) // 5)
-    with Engine.open(path, busy_timeout=30) as engine:
+    options = dict(zip(sys.argv[4::2], sys.argv[5::2], strict=True))
+    if "--shuffle" in options:
+        seed = int(options["--shuffle"])
+        random.Random(seed).shuffle(events)
+        events += random.Random(seed + 1).sample(events, len(events) // 5)
+    store_options = {} if path.startswith("postgresql://") else {"busy_timeout": 30}
+    with Engine.open(path, **store_options) as engine:
+        size = int(options.get("--batch", 0))
+        if size:
+            for start in range(0, len(events), size):
+                engine.apply_many(events[start : start + size])
+                print(min(start + size, len(events)) - 1, flush=True)
+            return
         for index, event in enumerate(events):
             engine.apply(event)
             print(index, flush=True)
