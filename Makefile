@@ -30,6 +30,7 @@ demo: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	cd benchmarks && ../$(BIN)/python bench_core.py && ../$(BIN)/python bench_store.py
+	if [ -n "$$STATEMACHINE_PG_DSN" ]; then cd benchmarks && ../$(BIN)/python bench_postgres.py; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -40,7 +40,7 @@ def rows(
     for event in events:
         version = versions[event.debit_id] = versions.get(event.debit_id, 0) + 1
         event_rows.append((event.event_id, event.debit_id, event.type, event.attempt, utc_text(event.occurred_at),
-                           event.source, "applied", "reason", event.to_json(), None, 1))  # fmt: skip
+                           event.source, "applied", "reason", None, event.to_json(), None, 1))  # fmt: skip
         debit_rows.append(
             (event.debit_id, STATE_AFTER[event.type], 1, version, 0, None, None, None)
         )
