@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import click
+import orjson
+from tqdm import tqdm
 
 from .clock import Clock, ManualClock, utc_now
 from .engine import Engine
 from .errors import SpecError, StoreError
 from .notices import Notice, Sender
 from .operations import check_alerts, prometheus_text
-from .replay import Replay, replay_logs
+from .replay import Replay, ReplayStopped, replay_logs
 from .scenarios import Scenario, bundled_scenarios
 from .spec import Spec
 
@@ -95,24 +98,84 @@ def main() -> None:
 @click.argument("logs", nargs=-1, required=True)
 @db_option(required=False)
 @spec_option
-def replay(logs: tuple[str, ...], db: str | None, spec_path: Path | None) -> None:
-    """Replay JSONL event logs (.gz too, - for stdin) on event time and print a summary.
+@click.option("--strict", is_flag=True, help="Stop at the first bad line (exit code 2).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the summary as JSON to this file.")  # fmt: skip
+def replay(
+    logs: tuple[str, ...],
+    db: str | None,
+    spec_path: Path | None,
+    strict: bool,
+    report_path: Path | None,
+) -> None:
+    """Replay event logs on event time and print a summary.
 
-    Notices are dispatched on the replay clock (the latest occurred_at seen) through a
-    recording sender: no customer is contacted. Bad lines are stored as invalid and counted.
+    LOGS are JSONL or CSV files in the event format (.gz too), or - for stdin. Notices are
+    dispatched on the replay clock (the latest occurred_at seen) through a recording sender:
+    no customer is contacted. Bad lines are stored as invalid, with file and line, and
+    counted. Replaying again into the same --db changes nothing.
 
     \b
     Example:
         statemachine replay specs/examples/car-loans-month.jsonl --db march.sqlite
+        statemachine replay march.csv.gz --strict --report march.json
     """
     engine = _open(db, _load_spec(spec_path), clock=ManualClock())
+    progress = _progress if sys.stderr.isatty() else None
     try:
-        summary = replay_logs(Replay(engine), logs)
+        summary = replay_logs(Replay(engine), logs, strict=strict, progress=progress)
     except OSError as exc:
         raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except ReplayStopped as exc:
+        click.echo(f"Error: {exc.origin}: {exc.reason}", err=True)
+        sys.exit(2)
     finally:
         engine.close()
     click.echo(summary.render())
+    if report_path is not None:
+        report_path.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+
+
+def _progress(records: Iterable[Any]) -> Iterable[Any]:
+    return tqdm(records, unit=" lines", desc="replay", file=sys.stderr, mininterval=0.5)
+
+
+@main.command()
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@spec_option
+def diff(first: str, second: str, spec_path: Path | None) -> None:
+    """List the debits whose final state or notices differ between two databases.
+
+    For example the same log replayed under two specs: what would the change do?
+
+    \b
+    Example:
+        statemachine replay march.jsonl --db today.sqlite
+        statemachine replay march.jsonl --db proposed.sqlite --spec proposed.toml
+        statemachine diff today.sqlite proposed.sqlite
+    """
+    spec = _load_spec(spec_path)
+    with _open(first, spec) as a, _open(second, spec) as b:
+        ids = sorted(set(a.store.debit_ids()) | set(b.store.debit_ids()))
+        differ = 0
+        for debit_id in ids:
+            left, right = _outcome(a, debit_id), _outcome(b, debit_id)
+            if left != right:
+                differ += 1
+                click.echo(f"{debit_id}\n  A: {left}\n  B: {right}")
+    click.echo(f"{differ} of {len(ids)} debits differ")
+
+
+def _outcome(engine: Engine, debit_id: str) -> str:
+    debit = engine.get(debit_id)
+    if debit is None:
+        return "absent"
+    review = " needs review" if debit.needs_review else ""
+    notices = ", ".join(
+        sorted(f"{n.kind}@{n.attempt} {n.status}" for n in engine.notices(debit_id))
+    )
+    return f"{debit.state}@{debit.attempt}{review}; notices: {notices or 'none'}"
 
 
 @main.command()

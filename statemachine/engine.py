@@ -181,18 +181,27 @@ class Engine:
             if paused:
                 gc.enable()
 
-    def ingest(self, raw: str | bytes | Mapping[str, Any], origin: str | None = None) -> Result:
+    def ingest(
+        self,
+        raw: str | bytes | Mapping[str, Any],
+        origin: str | None = None,
+        parsed: Mapping[str, Any] | None = None,
+    ) -> Result:
         """Parse and apply one input; bad input is stored with verdict ``invalid`` and its raw text.
 
-        ``origin`` says where it came from, for example ``"march.jsonl:17"``.
+        ``origin`` says where it came from, for example ``"march.jsonl:17"``; ``parsed`` is the
+        input already decoded into DESIGN's fields (a CSV row, say), ``raw`` then being the text.
         """
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         if not isinstance(text, str):
             text = orjson.dumps(text, default=str).decode()
+        fields = parsed if parsed is not None else raw
         try:
-            event = Event.from_dict(raw) if isinstance(raw, Mapping) else Event.from_json(raw)
+            event = (
+                Event.from_dict(fields) if isinstance(fields, Mapping) else Event.from_json(fields)
+            )
         except InvalidEvent as exc:
-            debit_id, event_id = _salvage_ids(raw)
+            debit_id, event_id = _salvage_ids(fields)
             return self.store.reject(text, str(exc), debit_id, event_id, origin)
         return self.store.execute(event, self._decide, text, origin)
 

@@ -15,11 +15,13 @@ the engine would have sent. Replay sends through recording senders unless told o
 
 from __future__ import annotations
 
+import csv
 import gzip
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -59,7 +61,7 @@ class Replay:
         try:
             event = Event.from_dict(parsed) if parsed is not None else Event.from_json(raw)
         except ValueError:
-            return self.engine.ingest(text, origin)
+            return self.engine.ingest(text, origin, parsed=parsed)
         return self.apply(event, raw=text, origin=origin)
 
     def dispatch(self) -> list[Notice]:
@@ -100,6 +102,28 @@ class ReplaySummary:
     invalid: list[str] = attrs.field(factory=list)  # "origin: reason"
     legacy_failed_but_succeeded: list[str] = attrs.field(factory=list)
     engine_failed_but_succeeded: list[str] = attrs.field(factory=list)
+    stuck: list[str] = attrs.field(factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report ``--report FILE`` writes, as JSON."""
+        return {
+            "lines": self.lines,
+            "events_by_verdict": dict(sorted(self.verdicts.items())),
+            "conflicts": self.verdicts.get("conflict", 0),
+            "debits_by_state": dict(sorted(self.states.items())),
+            "notices": [
+                {"kind": kind, "status": status, "count": count}
+                for (kind, status), count in sorted(self.notices.items())
+            ],
+            "needs_review": self.needs_review,
+            "stuck": self.stuck,
+            "unknown_sources": self.unknown_sources,
+            "invalid": self.invalid,
+            "failure_notices_for_collected_attempts": {
+                "legacy": self.legacy_failed_but_succeeded,
+                "engine": self.engine_failed_but_succeeded,
+            },
+        }
 
     def render(self) -> str:
         rows = [f"lines read          {self.lines}"]
@@ -126,7 +150,7 @@ class ReplaySummary:
 
 
 def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(origin, line)`` for every non-blank line of JSONL files, ``.gz`` or ``-`` (stdin)."""
+    """Yield ``(origin, line)`` for every non-blank line: files, ``.gz``, or ``-`` (stdin)."""
     for path in paths:
         name = str(path)
         with _open(name) as stream:
@@ -143,26 +167,92 @@ def _open(name: str) -> AbstractContextManager[IO[bytes]]:
     return open(name, "rb")
 
 
-def replay_logs(replay: Replay, paths: Iterable[str | Path]) -> ReplaySummary:
-    """Replay JSONL logs on event time and summarise; bad lines are stored and counted."""
+def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]]:
+    """Yield ``(origin, raw line, parsed)`` from JSONL or CSV logs (``.csv``, ``.csv.gz``).
+
+    ``parsed`` is the line's JSON value, or a CSV row as a dict with DESIGN's field names
+    (empty cells left out, ``attempt`` and ``amount`` as integers, ``data`` as JSON); it is
+    None when the line cannot be read at all. A CSV row is one line: no quoted line breaks.
+    """
+    for path in paths:
+        name = str(path)
+        lines = read_log([name])
+        if not name.removesuffix(".gz").endswith(".csv"):
+            for origin, line in lines:
+                try:
+                    yield origin, line, orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    yield origin, line, None
+            continue
+        header: list[str] | None = None
+        for origin, line in lines:
+            text = line.decode("utf-8", "replace")
+            cells = next(csv.reader([text]))
+            if header is None:
+                header = [cell.strip() for cell in cells]
+                continue
+            yield origin, line, _csv_row(header, cells)
+
+
+def _csv_row(header: list[str], cells: list[str]) -> dict[str, Any] | None:
+    if len(cells) != len(header):
+        return None
+    row: dict[str, Any] = {}
+    for key, cell in zip(header, cells, strict=True):
+        if cell == "":
+            continue
+        if key in ("attempt", "amount") and cell.lstrip("-").isdigit():
+            row[key] = int(cell)
+        elif key == "data":
+            try:
+                row[key] = orjson.loads(cell)
+            except orjson.JSONDecodeError:
+                row[key] = cell  # refused by the event's own check, which names the field
+        else:
+            row[key] = cell
+    return row
+
+
+class ReplayStopped(Exception):
+    """``--strict``: the first bad line stops the replay."""
+
+    def __init__(self, origin: str, reason: str) -> None:
+        self.origin, self.reason = origin, reason
+        super().__init__(f"{origin}: {reason}")
+
+
+def replay_logs(
+    replay: Replay,
+    paths: Iterable[str | Path],
+    *,
+    strict: bool = False,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> ReplaySummary:
+    """Replay logs on event time and summarise; bad lines are stored and counted.
+
+    ``strict`` raises :class:`ReplayStopped` at the first bad line instead; ``progress`` wraps
+    the stream of records (for example in a progress bar).
+    """
     summary = ReplaySummary()
     legacy: set[tuple[str, int | None]] = set()  # (debit_id, attempt) told "failed"
-    for origin, line in read_log(paths):
+    records: Iterable[tuple[str, bytes, Any]] = read_records(paths)
+    if progress is not None:
+        records = progress(records)
+    for origin, line, data in records:
         summary.lines += 1
-        try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            data = None
         if isinstance(data, dict) and data.get("type") == LEGACY_NOTICE:
             if data.get("notice") == FAILED:
                 legacy.add((str(data.get("debit_id")), data.get("attempt")))
             continue
         result = replay.ingest(line, origin, parsed=data if isinstance(data, dict) else None)
         if result.verdict == "invalid":
+            if strict:
+                raise ReplayStopped(origin, result.reason)
             summary.invalid.append(f"{origin}: {result.reason}")
     replay.finish()
     engine = replay.engine
-    metrics = engine.metrics()
+    summary.stuck = [debit_id for debit_id, _ in engine.stuck(timedelta(days=3), replay.clock.now)]
+    metrics = engine.metrics(now=replay.clock.now)
     summary.verdicts.update(metrics.events_by_verdict)
     summary.states.update(metrics.debits_by_state)
     summary.unknown_sources = metrics.unknown_sources

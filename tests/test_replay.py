@@ -1,0 +1,137 @@
+"""The replay tool: JSONL and CSV inputs, --strict, the JSON report, diff between databases,
+and the replay clock (N5)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+from support import T0, ev
+
+from statemachine import Engine, Event, ManualClock
+from statemachine.cli import main
+from statemachine.replay import Replay, read_records, replay_logs
+from statemachine.spec import bundled_path
+
+EXAMPLE = str(bundled_path("examples", "car-loans-month.jsonl"))
+HEADER = "event_id,debit_id,type,attempt,occurred_at,source,amount,currency,reason,data"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_csv_logs_with_the_event_columns(tmp_path: Path) -> None:
+    log = tmp_path / "march.csv"
+    log.write_text(
+        f"{HEADER}\n"
+        "c-1,loan-1,created,1,2026-03-05T09:00:00+08:00,internal,356000,CNY,,\n"
+        'g-1,loan-1,succeeded,1,2026-03-05T10:00:00+08:00,gateway,,,,"{""batch"": 7}"\n'
+        "g-2,loan-1,failed,one,2026-03-05T10:01:00+08:00,gateway,,,,\n"
+    )
+    records = list(read_records([log]))
+    assert records[0][2] == {"event_id": "c-1", "debit_id": "loan-1", "type": "created", "attempt": 1,
+                             "occurred_at": "2026-03-05T09:00:00+08:00", "source": "internal",
+                             "amount": 356000, "currency": "CNY"}  # fmt: skip
+    assert records[1][2]["data"] == {"batch": 7}
+    code, out = invoke("replay", str(log))
+    assert code == 0
+    assert "succeeded 1" in out
+    assert f"invalid             {log}:4: attempt: expected an integer >= 1, got 'one'" in out
+
+
+def test_gzipped_csv(tmp_path: Path) -> None:
+    log = tmp_path / "march.csv.gz"
+    log.write_bytes(
+        gzip.compress(
+            f"{HEADER}\ng-1,loan-1,failed,1,2026-03-05T10:00:00Z,gateway,,,AM04,\n".encode()
+        )
+    )
+    assert "failed 1" in invoke("replay", str(log))[1]
+
+
+def test_strict_stops_at_the_first_bad_line_with_exit_code_2(tmp_path: Path) -> None:
+    log = tmp_path / "bad.jsonl"
+    log.write_text(
+        ev("submitted", 0).to_json()
+        + '\n{"event_id": "x", "type": "paid"}\n'
+        + ev("succeeded", 1).to_json()
+        + "\n"
+    )
+    result = CliRunner().invoke(main, ["replay", str(log), "--strict"])
+    assert result.exit_code == 2
+    assert f"Error: {log}:2: debit_id: expected a value (the field is required)" in result.output
+
+
+def test_the_json_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    code, _ = invoke("replay", EXAMPLE, "--report", str(report))
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert data["lines"] == 1890
+    assert data["debits_by_state"] == {"failed": 22, "reversed": 13, "succeeded": 365}
+    assert data["conflicts"] == data["events_by_verdict"]["conflict"]
+    assert {"kind": "correction", "status": "sent", "count": 9} in data["notices"]
+    legacy = data["failure_notices_for_collected_attempts"]
+    assert len(legacy["legacy"]) > len(legacy["engine"])
+    assert set(data) >= {"needs_review", "stuck", "unknown_sources", "invalid"}
+
+
+def test_diff_lists_the_debits_a_spec_change_would_change(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(e.to_json() for e in [
+        ev("succeeded", 0, debit_id="a", source="gateway"),
+        ev("failed", 1, debit_id="a", source="internal"),
+        ev("succeeded", 0, debit_id="b"),
+    ]) + "\n")  # fmt: skip
+    spec = tmp_path / "internal-trusted.toml"
+    spec.write_text(bundled_path("debit.toml").read_text().replace("internal = 1", "internal = 5"))
+    today, proposed = str(tmp_path / "today.sqlite"), str(tmp_path / "proposed.sqlite")
+    invoke("replay", str(log), "--db", today)
+    invoke("replay", str(log), "--db", proposed, "--spec", str(spec))
+    code, out = invoke("diff", today, proposed)
+    assert code == 0
+    assert out.splitlines() == [
+        "a",
+        "  A: succeeded@1; notices: succeeded@1 sent",
+        "  B: failed@1; notices: correction@1 sent, succeeded@1 sent",
+        "1 of 2 debits differ",
+    ]
+
+
+def test_n5_a_notice_is_dispatched_when_the_clock_passes_its_due_time() -> None:
+    engine = Engine.in_memory(clock=ManualClock())
+    replay = Replay(engine)
+    replay.apply(ev("failed", 0))  # due at T0 + 15 min
+    replay.apply(ev("submitted", 14, debit_id="other"))  # the clock reaches T0 + 14: not yet
+    assert replay.dispatched == []
+    replay.apply(ev("submitted", 15, debit_id="other"))  # reaches the due time: dispatched first
+    assert [(n.kind, n.status, n.sent_at) for n in replay.dispatched] == [
+        ("failed", "sent", T0 + timedelta(minutes=15))
+    ]
+    replay.apply(ev("succeeded", 0, debit_id="late"))  # an older event never moves the clock back
+    assert replay.clock.now == T0 + timedelta(minutes=15)
+
+
+def test_n5_the_end_moves_the_clock_past_every_settle_window() -> None:
+    replay = Replay(Engine.in_memory(clock=ManualClock()))
+    replay.apply(ev("failed", 0))
+    handled = replay.finish()
+    assert [(n.kind, n.status) for n in handled] == [("failed", "sent")]
+    assert replay.clock.now == T0 + timedelta(minutes=15)
+
+
+def test_replay_logs_reads_several_files_in_order(tmp_path: Path) -> None:
+    first, second = tmp_path / "1.jsonl", tmp_path / "2.jsonl"
+    first.write_text(ev("submitted", 0, event_id="s").to_json() + "\n")
+    second.write_text(ev("succeeded", 5, event_id="o").to_json() + "\n")
+    replay = Replay(Engine.in_memory(clock=ManualClock()))
+    summary = replay_logs(replay, [first, second])
+    assert summary.lines == 2
+    history = replay.engine.history("d-1")
+    assert [(h.event_id, h.origin) for h in history] == [("s", f"{first}:1"), ("o", f"{second}:1")]
+    assert isinstance(history[0].event, Event)
