@@ -57,6 +57,7 @@ class Result(NamedTuple):
     attempt: int | None
     version: int | None
     needs_review: bool
+    notice: Notice | None = None  # the notice this change planned (N1), written with it
 
     @property
     def applied(self) -> bool:

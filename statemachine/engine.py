@@ -36,7 +36,7 @@ from .notices import (
 )
 from .precedence import Fold, Verdict, classify, fold, strength, transition_text
 from .spec import STRONGER, Spec
-from .stores.base import Decision, Store
+from .stores.base import Decision, Item, Store
 from .stores.memory import MemoryStore
 
 _new_result = tuple.__new__  # Result(...) without the NamedTuple constructor: apply is hot
@@ -170,13 +170,16 @@ class Engine:
         """Apply one event; returns its verdict, the reason and where the debit now stands."""
         return self._execute(event, self._decide, raw, origin)
 
-    def apply_many(self, events: Iterable[Event]) -> list[Result]:
-        """Apply a batch in order. The cyclic garbage collector pauses for the batch: the engine
-        makes no reference cycles, and scanning its growing records dominates otherwise."""
+    def apply_many(self, events: Iterable[Event | Item]) -> list[Result]:
+        """Apply a batch in order, in one transaction where the store has them. An item is an
+        event, or (event, raw text, origin, now) where ``now`` is the time to plan notices at
+        instead of the clock's. The cyclic garbage collector pauses for the batch: the engine
+        makes no reference cycles, and scanning its records dominates otherwise."""
+        items = [item if isinstance(item, tuple) else (item, None, None, None) for item in events]
         paused = gc.isenabled()
         gc.disable()
         try:
-            return self.store.execute_many(((e, None, None) for e in events), self._decide)
+            return self.store.execute_many(items, self._decide)
         finally:
             if paused:
                 gc.enable()
@@ -205,7 +208,13 @@ class Engine:
             return self.store.reject(text, str(exc), debit_id, event_id, origin)
         return self.store.execute(event, self._decide, text, origin)
 
-    def _decide(self, event: Event, record: DebitRecord | None, prior: Event | None) -> Decision:
+    def _decide(
+        self,
+        event: Event,
+        record: DebitRecord | None,
+        prior: Event | None,
+        now: datetime | None = None,
+    ) -> Decision:
         """Decide one arrival. Pure but for changing ``record``, which the store then writes."""
         if prior is not None:
             return self._repeat(event, record, prior)
@@ -227,7 +236,9 @@ class Engine:
             ):
                 dest, _, strong, outcome, reason = step
                 notice = (
-                    plan(record, dest, record.attempt, self.spec, self.clock()) if outcome else None
+                    plan(record, dest, record.attempt, self.spec, now or self.clock())
+                    if outcome
+                    else None
                 )
                 # Nothing may fail past this point: the in-memory store's record is live.
                 record.facts.append(event)
@@ -243,7 +254,7 @@ class Engine:
                     result = _new_result(
                         Result,
                         (APPLIED, reason, event.event_id, event.debit_id, dest, record.attempt,
-                         record.version, record.needs_review),
+                         record.version, record.needs_review, notice),
                     )  # fmt: skip
                     return result, record, True, notice
                 return self._decision(event, record, APPLIED, reason, notice)
@@ -252,7 +263,7 @@ class Engine:
         verdict, reason = classify(event, before, after)
         moved = (after.attempt, after.state) != (record.attempt, record.state)
         notice = (
-            plan(record, after.state, after.attempt, self.spec, self.clock())
+            plan(record, after.state, after.attempt, self.spec, now or self.clock())
             if moved or before is None
             else None
         )
@@ -311,7 +322,8 @@ class Engine:
             reason += f"; unknown source {event.source!r} counted as {self.spec.unknown_source}"
         if record is None:
             result = _new_result(
-                Result, (verdict, reason, event.event_id, event.debit_id, None, None, None, False)
+                Result,
+                (verdict, reason, event.event_id, event.debit_id, None, None, None, False, notice),
             )
         else:
             result = _new_result(
@@ -325,6 +337,7 @@ class Engine:
                     record.attempt,
                     record.version,
                     record.needs_review,
+                    notice,
                 ),
             )
         return result, record if accepted else None, accepted, notice
@@ -459,18 +472,49 @@ class Engine:
         now = self.clock() if now is None else now
         handled = []
         for notice in self.store.claim_due(now, lease, limit):
-            record = self.store.debit(notice.debit_id)
-            if not matches(notice, record):
-                where = f"{record.state} on attempt {record.attempt}" if record else "gone"
-                notice = notice._replace(
-                    status=NoticeStatus.CANCELLED,
-                    status_reason=f"superseded: the debit is {where}",
-                )
-            else:
-                notice = self._deliver(notice, channels, now)
-            self.store.save_notice(notice)
-            handled.append(notice)
+            settled = self._settle(notice, self.store.debit(notice.debit_id), channels, now)
+            self.store.save_notice(settled)
+            handled.append(settled)
         return handled
+
+    def dispatch_notices(
+        self, wanted: Iterable[tuple[str, str]], senders: Iterable[Sender], now: datetime
+    ) -> list[Notice]:
+        """Dispatch these (debit_id, notice_id) as at ``now``, if they are still queued and due:
+        the replay's way to send exactly the notices its clock has passed (N5)."""
+        channels = check_senders(senders)
+        handled = []
+        by_debit: dict[str, set[str]] = {}
+        for debit_id, notice_id in wanted:
+            by_debit.setdefault(debit_id, set()).add(notice_id)
+        for debit_id, ids in by_debit.items():
+            record = self.store.debit(debit_id)
+            if record is None:
+                continue
+            for notice in sorted(record.notices.values(), key=lambda n: n.version):
+                if (
+                    notice.notice_id in ids
+                    and notice.status is NoticeStatus.QUEUED
+                    and notice.due_at <= now
+                ):
+                    handled.append(self._settle(notice, record, channels, now))
+        self.store.save_notices(handled)
+        return handled
+
+    def _settle(
+        self,
+        notice: Notice,
+        record: DebitRecord | None,
+        channels: tuple[Sender, ...],
+        now: datetime,
+    ) -> Notice:
+        """Send a due notice if it still states the debit's outcome (N3), else cancel it."""
+        if matches(notice, record):
+            return self._deliver(notice, channels, now)
+        where = f"{record.state} on attempt {record.attempt}" if record else "gone"
+        return notice._replace(
+            status=NoticeStatus.CANCELLED, status_reason=f"superseded: the debit is {where}"
+        )
 
     def _deliver(self, notice: Notice, channels: tuple[Sender, ...], now: datetime) -> Notice:
         errors = []

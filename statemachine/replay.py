@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import heapq
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -31,9 +32,9 @@ import orjson
 from .clock import ManualClock
 from .debits import Result
 from .engine import Engine
-from .events import FAILED, Event
+from .events import CREATED, FAILED, SUBMITTED, Event
 from .notices import Notice, NoticeStatus, RecordingSender, Sender
-from .precedence import COLLECTED
+from .precedence import COLLECTED, Verdict
 
 
 class Replay:
@@ -84,6 +85,102 @@ class Replay:
         if event.occurred_at > self.clock.now:
             self.clock.advance_to(event.occurred_at)
             self.dispatch()
+
+
+class BatchedReplay(Replay):
+    """A replay that applies events in transactions of ``batch_size``, dispatching exactly as
+    :class:`Replay` would (N5).
+
+    A notice is sent at the first clock advance that reaches its due time, judged by its
+    debit's state at that moment. A batch is written before any event of a debit that may have
+    a notice crossing its due time inside the batch, so that the debit's state when the batch
+    ends is its state at that moment; the crossing is then dispatched as at its time.
+    """
+
+    def __init__(
+        self, engine: Engine, senders: Iterable[Sender] | None = None, batch_size: int = 1000
+    ) -> None:
+        super().__init__(engine, senders)
+        self.batch_size = batch_size
+        self._batch: list[tuple[Event, str | None, str | None, datetime | None]] = []
+        self._advances: list[tuple[int, datetime]] = []  # (batch position, clock) per advance
+        self._touched: dict[str, int] = {}  # debit -> advances seen at its last notice-able event
+        self._heap: list[tuple[datetime, str, str]] = []  # queued notices: (due, notice, debit)
+        self._due: dict[str, datetime] = {}  # notice_id -> its latest due time
+        self._crossed: dict[str, list[tuple[str, datetime]]] = {}  # debit -> (notice, when)
+
+    def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
+        raise TypeError("a BatchedReplay takes events through feed(); Replay.apply is per event")
+
+    def feed(self, event: Event, raw: str | None = None, origin: str | None = None) -> None:
+        """Queue one event; the batch is written when full or when N5 needs its state."""
+        debit_id = event.debit_id
+        if event.occurred_at > self.clock.now:
+            self.clock.advance_to(event.occurred_at)
+            self._advances.append((len(self._batch), self.clock.now))
+            self._cross(self.clock.now)
+        seen = self._touched.get(debit_id)
+        if debit_id in self._crossed or (seen is not None and seen < len(self._advances)):
+            self.flush()
+        if event.type not in (CREATED, SUBMITTED):
+            self._touched[debit_id] = len(self._advances)
+        self._batch.append((event, raw, origin, self.clock.now))  # notices planned as at now
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def ingest(self, raw: str | bytes, origin: str | None = None, parsed: Any = None) -> Result:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            event = Event.from_dict(parsed) if parsed is not None else Event.from_json(raw)
+        except ValueError:
+            return self.engine.ingest(text, origin, parsed=parsed)
+        self.feed(event, text, origin)
+        return Result(Verdict.APPLIED, "queued in a batch", event.event_id, event.debit_id,
+                      None, None, None, False)  # fmt: skip
+
+    def flush(self) -> None:
+        """Write the batch, then dispatch what its clock advances crossed, in time order."""
+        batch, advances = self._batch, self._advances
+        self._batch, self._advances, self._touched = [], [], {}
+        if batch:
+            for position, result in enumerate(self.engine.apply_many(batch)):
+                notice = result.notice
+                if notice is None or notice.status is not NoticeStatus.QUEUED:
+                    continue
+                self._due[notice.notice_id] = notice.due_at
+                when = next((c for at, c in advances if at > position and c >= notice.due_at), None)
+                if when is None:
+                    heapq.heappush(self._heap, (notice.due_at, notice.notice_id, notice.debit_id))
+                else:
+                    self._crossed.setdefault(notice.debit_id, []).append((notice.notice_id, when))
+        crossed, self._crossed = self._crossed, {}
+        by_time: dict[datetime, list[tuple[str, str]]] = {}
+        for debit_id, pairs in crossed.items():
+            for notice_id, when in pairs:
+                by_time.setdefault(when, []).append((debit_id, notice_id))
+        for when in sorted(by_time):
+            handled = self.engine.dispatch_notices(by_time[when], self.senders, when)
+            self.dispatched.extend(handled)
+
+    def finish(self) -> list[Notice]:
+        self.flush()
+        before = len(self.dispatched)
+        waiting = [(d, n, due) for due, n, d in self._heap if self._due.get(n) == due]
+        self._heap = []
+        if waiting:
+            end = max(due for _, _, due in waiting)
+            self.clock.advance_to(end)
+            handled = self.engine.dispatch_notices(
+                [(d, n) for d, n, _ in waiting], self.senders, self.clock.now
+            )
+            self.dispatched.extend(handled)
+        return self.dispatched[before:]
+
+    def _cross(self, now: datetime) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            due, notice_id, debit_id = heapq.heappop(self._heap)
+            if self._due.get(notice_id) == due:  # else re-planned since: a newer entry stands
+                self._crossed.setdefault(debit_id, []).append((notice_id, now))
 
 
 LEGACY_NOTICE = "notice_sent"

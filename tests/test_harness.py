@@ -85,8 +85,10 @@ def test_the_harness_runs_under_a_spec_variation() -> None:
 class LastWriteWins(Engine):
     """Ignores precedence: the latest report on the current attempt sets the state."""
 
-    def _decide(self, event: Event, record: DebitRecord | None, prior: Event | None) -> Decision:
-        result, changed, accepted, notice = super()._decide(event, record, prior)
+    def _decide(
+        self, event: Event, record: DebitRecord | None, prior: Event | None, now: Any = None
+    ) -> Decision:
+        result, changed, accepted, notice = super()._decide(event, record, prior, now)
         if (
             changed is not None
             and accepted
@@ -100,8 +102,10 @@ class LastWriteWins(Engine):
 class NoDeduplication(Engine):
     """Forgets every event_id it has seen."""
 
-    def _decide(self, event: Event, record: DebitRecord | None, prior: Event | None) -> Decision:
-        return super()._decide(event, record, None)
+    def _decide(
+        self, event: Event, record: DebitRecord | None, prior: Event | None, now: Any = None
+    ) -> Decision:
+        return super()._decide(event, record, None, now)
 
 
 class BlindNotifier(Engine):

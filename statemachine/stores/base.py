@@ -18,7 +18,10 @@ from ..notices import Notice
 Decision = tuple[Result, DebitRecord | None, bool, Notice | None]
 
 
-Decide = Callable[[Event, DebitRecord | None, Event | None], Decision]
+# decide(event, record, prior, now): ``now`` is the time the engine plans notices at, or
+# None for its clock's.
+Decide = Callable[[Event, DebitRecord | None, Event | None, datetime | None], Decision]
+Item = tuple[Event, str | None, str | None, datetime | None]  # (event, raw, origin, now)
 
 
 @attrs.frozen
@@ -35,7 +38,7 @@ class StoreCounts:
 class Store(Protocol):
     """Everything the engine needs from persistence.
 
-    ``execute`` runs ``decide(event, record, prior)`` with the debit's record (None if new) and the
+    ``execute`` runs ``decide(event, record, prior, None)`` with the debit's record (None if new) and the
     accepted event already stored under the same event_id (None if none), then writes the
     arrival, the record and the notice together. ``decide`` may change the record it is given.
     """
@@ -44,10 +47,8 @@ class Store(Protocol):
         self, event: Event, decide: Decide, raw: str | None, origin: str | None
     ) -> Result: ...
 
-    def execute_many(
-        self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
-    ) -> list[Result]:
-        """``execute`` for each (event, raw, origin), in one transaction where the store has them."""
+    def execute_many(self, items: Iterable[Item], decide: Decide) -> list[Result]:
+        """``execute`` for each (event, raw, origin, now), in one transaction where it can."""
         ...
 
     def reject(
@@ -81,6 +82,10 @@ class Store(Protocol):
 
     def save_notice(self, notice: Notice) -> None:
         """Record a dispatched notice's new status; this releases its claim."""
+        ...
+
+    def save_notices(self, notices: Iterable[Notice]) -> None:
+        """``save_notice`` for several, in one transaction where the store has them."""
         ...
 
     def stuck(self, before: datetime) -> list[tuple[str, datetime]]:

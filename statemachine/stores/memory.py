@@ -11,7 +11,7 @@ from ..debits import DebitRecord, Result, StoredEvent
 from ..events import Event
 from ..notices import Notice, NoticeStatus
 from ..precedence import Verdict
-from .base import Decide, StoreCounts
+from .base import Decide, Item, StoreCounts
 
 # One arrival as kept here: (seq, event, verdict, reason, raw, origin, debit_id, event_id).
 _Entry = tuple[int, Event | None, Verdict, str, str | None, str | None, str | None, str | None]
@@ -28,10 +28,17 @@ class MemoryStore:
         self._claims: dict[str, datetime] = {}  # notice_id -> end of its dispatch lease
         self._seq = 0
 
-    def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
+    def execute(
+        self,
+        event: Event,
+        decide: Decide,
+        raw: str | None,
+        origin: str | None,
+        now: datetime | None = None,
+    ) -> Result:
         debit_id, event_id = event.debit_id, event.event_id
         result, record, accepted, notice = decide(
-            event, self._debits.get(debit_id), self._accepted.get(event_id)
+            event, self._debits.get(debit_id), self._accepted.get(event_id), now
         )
         if accepted:
             self._accepted[event_id] = event
@@ -47,11 +54,9 @@ class MemoryStore:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
 
-    def execute_many(
-        self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
-    ) -> list[Result]:
+    def execute_many(self, items: Iterable[Item], decide: Decide) -> list[Result]:
         execute = self.execute
-        return [execute(event, decide, raw, origin) for event, raw, origin in items]
+        return [execute(event, decide, raw, origin, now) for event, raw, origin, now in items]
 
     def reject(
         self,
@@ -134,6 +139,10 @@ class MemoryStore:
         self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice
         if notice.status is NoticeStatus.QUEUED:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+
+    def save_notices(self, notices: Iterable[Notice]) -> None:
+        for notice in notices:
+            self.save_notice(notice)
 
     def counts(self) -> StoreCounts:
         states: Counter[str] = Counter()

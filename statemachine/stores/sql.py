@@ -19,7 +19,7 @@ from ..events import Event
 from ..notices import Notice, NoticeStatus
 from ..precedence import Verdict, fold
 from ..spec import Spec
-from .base import Decide, Decision, StoreCounts
+from .base import Decide, Decision, Item, StoreCounts
 
 T = TypeVar("T")
 Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute()
@@ -141,24 +141,23 @@ class SQLStore:
                 row = conn.execute(self.SQL.lookup, (event.debit_id, event.event_id)).fetchone()
                 revision, prior = row
                 batch = _Batch({event.debit_id: revision}, {event.event_id: prior} if prior else {})
-                result = self._execute(conn, batch, event, decide, raw, origin)
+                result = self._execute(conn, batch, event, decide, raw, origin, None)
                 batch.flush(conn, self)
             return result
 
         return self._retrying(work)
 
-    def execute_many(
-        self, items: Iterable[tuple[Event, str | None, str | None]], decide: Decide
-    ) -> list[Result]:
+    def execute_many(self, items: Iterable[Item], decide: Decide) -> list[Result]:
         """Apply a batch in one transaction: all of it is written, or none."""
         todo = list(items)
 
         def work() -> list[Result]:
             with self._write() as conn:
-                self._lock(conn, [event.debit_id for event, _, _ in todo])
-                batch = self._prefetch(conn, [event for event, _, _ in todo])
+                self._lock(conn, [item[0].debit_id for item in todo])
+                batch = self._prefetch(conn, [item[0] for item in todo])
                 results = [
-                    self._execute(conn, batch, e, decide, raw, origin) for e, raw, origin in todo
+                    self._execute(conn, batch, e, decide, raw, origin, now)
+                    for e, raw, origin, now in todo
                 ]
                 batch.flush(conn, self)
             return results
@@ -187,6 +186,7 @@ class SQLStore:
         decide: Decide,
         raw: str | None,
         origin: str | None,
+        now: datetime | None = None,
     ) -> Result:
         debit_id = event.debit_id
         record = batch.records.get(debit_id)
@@ -195,7 +195,7 @@ class SQLStore:
         prior = batch.accepted.get(event.event_id)
         if prior is None and event.event_id in batch.priors:
             prior = Event.from_json(batch.priors[event.event_id])
-        decision: Decision = decide(event, record, prior)
+        decision: Decision = decide(event, record, prior, now)
         result, changed, accepted, notice = decision
         batch.events.append(
             (event.event_id, debit_id, event.type, event.attempt, self._time_in(event.occurred_at),
@@ -342,21 +342,29 @@ class SQLStore:
 
     def save_notice(self, notice: Notice) -> None:
         """Record a dispatch. A claimed notice re-planned meanwhile by an apply is left as it is."""
-        claim = self._claims.pop(notice.notice_id, None)
+        self.save_notices([notice])
+
+    def save_notices(self, notices: Iterable[Notice]) -> None:
+        todo = list(notices)
+        if not todo:
+            return
         with self._write() as conn:
-            self._lock(conn, [notice.debit_id])
-            if claim is None:
-                conn.execute(self.SQL.upsert_notice, self._notice_row(notice))
-            else:
-                conn.execute(
-                    self.SQL.save_claimed,
-                    (notice.status.value, self._time_in(notice.due_at),
-                     self._time_in(notice.sent_at) if notice.sent_at else None, notice.channel,
-                     notice.deliveries, notice.last_error, notice.status_reason,
-                     notice.notice_id, claim),
-                )  # fmt: skip
-            conn.execute(self.SQL.touch_debit, (notice.debit_id,))
-        self._cache.pop(notice.debit_id, None)
+            self._lock(conn, sorted({n.debit_id for n in todo}))
+            for notice in todo:
+                claim = self._claims.pop(notice.notice_id, None)
+                if claim is None:
+                    conn.execute(self.SQL.upsert_notice, self._notice_row(notice))
+                else:
+                    conn.execute(
+                        self.SQL.save_claimed,
+                        (notice.status.value, self._time_in(notice.due_at),
+                         self._time_in(notice.sent_at) if notice.sent_at else None,
+                         notice.channel, notice.deliveries, notice.last_error,
+                         notice.status_reason, notice.notice_id, claim),
+                    )  # fmt: skip
+                conn.execute(self.SQL.touch_debit, (notice.debit_id,))
+        for notice in todo:
+            self._cache.pop(notice.debit_id, None)
 
     def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
         """Debits in ``submitted`` whose latest event occurred before ``before``."""
