@@ -478,26 +478,23 @@ class Engine:
         return handled
 
     def dispatch_notices(
-        self, wanted: Iterable[tuple[str, str]], senders: Iterable[Sender], now: datetime
+        self, wanted: Iterable[tuple[str, str, datetime]], senders: Iterable[Sender]
     ) -> list[Notice]:
-        """Dispatch these (debit_id, notice_id) as at ``now``, if they are still queued and due:
-        the replay's way to send exactly the notices its clock has passed (N5)."""
+        """Dispatch these (debit_id, notice_id, at), each as at its time if it is still queued
+        and due, and record them in one write: the replay's way to send exactly the notices
+        its clock has passed (N5). Give them in time order."""
         channels = check_senders(senders)
         handled = []
-        by_debit: dict[str, set[str]] = {}
-        for debit_id, notice_id in wanted:
-            by_debit.setdefault(debit_id, set()).add(notice_id)
-        for debit_id, ids in by_debit.items():
+        for debit_id, notice_id, now in wanted:
             record = self.store.debit(debit_id)
             if record is None:
                 continue
-            for notice in sorted(record.notices.values(), key=lambda n: n.version):
-                if (
-                    notice.notice_id in ids
-                    and notice.status is NoticeStatus.QUEUED
-                    and notice.due_at <= now
-                ):
-                    handled.append(self._settle(notice, record, channels, now))
+            notice = next((n for n in record.notices.values() if n.notice_id == notice_id), None)
+            if notice is None or notice.status is not NoticeStatus.QUEUED or notice.due_at > now:
+                continue
+            settled = self._settle(notice, record, channels, now)
+            record.notices[(notice.attempt, notice.kind)] = settled  # the next one sees it
+            handled.append(settled)
         self.store.save_notices(handled)
         return handled
 

@@ -154,13 +154,13 @@ class BatchedReplay(Replay):
                 else:
                     self._crossed.setdefault(notice.debit_id, []).append((notice.notice_id, when))
         crossed, self._crossed = self._crossed, {}
-        by_time: dict[datetime, list[tuple[str, str]]] = {}
-        for debit_id, pairs in crossed.items():
-            for notice_id, when in pairs:
-                by_time.setdefault(when, []).append((debit_id, notice_id))
-        for when in sorted(by_time):
-            handled = self.engine.dispatch_notices(by_time[when], self.senders, when)
-            self.dispatched.extend(handled)
+        due = sorted(
+            ((debit_id, notice_id, when) for debit_id, pairs in crossed.items()
+             for notice_id, when in pairs),
+            key=lambda item: item[2],
+        )  # fmt: skip
+        if due:
+            self.dispatched.extend(self.engine.dispatch_notices(due, self.senders))
 
     def finish(self) -> list[Notice]:
         self.flush()
@@ -171,7 +171,7 @@ class BatchedReplay(Replay):
             end = max(due for _, _, due in waiting)
             self.clock.advance_to(end)
             handled = self.engine.dispatch_notices(
-                [(d, n) for d, n, _ in waiting], self.senders, self.clock.now
+                [(d, n, self.clock.now) for d, n, _ in waiting], self.senders
             )
             self.dispatched.extend(handled)
         return self.dispatched[before:]

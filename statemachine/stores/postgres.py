@@ -64,7 +64,7 @@ class SQL(Queries):
         " amount = excluded.amount, currency = excluded.currency,"
         " revision = debits.revision + 1"
     )
-    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = %s"
+    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = %s RETURNING revision"
     upsert_notice = (
         "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
         " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"

@@ -362,9 +362,14 @@ class SQLStore:
                          notice.channel, notice.deliveries, notice.last_error,
                          notice.status_reason, notice.notice_id, claim),
                     )  # fmt: skip
-                conn.execute(self.SQL.touch_debit, (notice.debit_id,))
-        for notice in todo:
-            self._cache.pop(notice.debit_id, None)
+                row = conn.execute(self.SQL.touch_debit, (notice.debit_id,)).fetchone()
+                # Keep a cached record that was current: it saves reloading the debit's events.
+                cached = self._cache.get(notice.debit_id)
+                if cached is not None and row is not None and cached.revision == row[0] - 1:
+                    cached.revision = row[0]
+                    cached.notices[(notice.attempt, notice.kind)] = notice
+                else:
+                    self._cache.pop(notice.debit_id, None)
 
     def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
         """Debits in ``submitted`` whose latest event occurred before ``before``."""

@@ -55,7 +55,7 @@ class SQL(Queries):
         " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
         " amount = excluded.amount, currency = excluded.currency, revision = revision + 1"
     )
-    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
+    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ? RETURNING revision"
     # A re-planned notice keeps its claim: a dispatcher may be sending it right now.
     upsert_notice = (
         "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
