@@ -63,6 +63,16 @@ class Result(NamedTuple):
     def applied(self) -> bool:
         return self.verdict is Verdict.APPLIED
 
+    @classmethod
+    def invalid(
+        cls, reason: str, event_id: str | None, debit_id: str | None, record: DebitRecord | None
+    ) -> Result:
+        """The result for input refused as invalid: the debit, if any, is as it was."""
+        if record is None:
+            return cls(Verdict.INVALID, reason, event_id, debit_id, None, None, None, False)
+        return cls(Verdict.INVALID, reason, event_id, debit_id, record.state, record.attempt,
+                   record.version, record.needs_review)  # fmt: skip
+
 
 class DebitRecord:
     """The engine's working copy of one debit: its position and the facts it was folded from.

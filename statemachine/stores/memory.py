@@ -70,16 +70,7 @@ class MemoryStore:
         entry = (self._seq, None, Verdict.INVALID, reason, raw, origin, debit_id, event_id)
         self._history.setdefault(debit_id, []).append(entry)
         record = self._debits.get(debit_id) if debit_id is not None else None
-        return Result(
-            Verdict.INVALID,
-            reason,
-            event_id,
-            debit_id,
-            record.state if record else None,
-            record.attempt if record else None,
-            record.version if record else None,
-            record.needs_review if record else False,
-        )
+        return Result.invalid(reason, event_id, debit_id, record)
 
     def debit(self, debit_id: str) -> DebitRecord | None:
         return self._debits.get(debit_id)

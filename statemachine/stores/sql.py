@@ -262,16 +262,7 @@ class SQLStore:
             )  # fmt: skip
             row = conn.execute(self.SQL.revision, (debit_id,)).fetchone() if debit_id else None
             record = self._record(conn, debit_id, row[0]) if debit_id and row else None
-        return Result(
-            Verdict.INVALID,
-            reason,
-            event_id,
-            debit_id,
-            record.state if record else None,
-            record.attempt if record else None,
-            record.version if record else None,
-            record.needs_review if record else False,
-        )
+        return Result.invalid(reason, event_id, debit_id, record)
 
     # -- reading ---------------------------------------------------------------------------
 
