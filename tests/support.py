@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from statemachine import Engine, Event, ManualClock
@@ -39,3 +44,21 @@ def ev(
 def clocked_engine(**kwargs: Any) -> tuple[Engine, ManualClock]:
     clock = ManualClock(T0)
     return Engine.in_memory(clock=clock, **kwargs), clock
+
+
+def race_dispatchers(
+    target: str, folder: Path, debits: int = 150, processes: int = 3
+) -> Counter[str]:
+    """Queue a success notice for each of ``debits`` debits on ``target``, run ``processes``
+    `statemachine dispatch` processes at once, and count how often each notice was sent."""
+    with Engine.open(target) as engine:
+        engine.apply_many([ev("succeeded", 0, debit_id=f"d-{n}") for n in range(debits)])
+    log = folder / "sent.log"
+    env = {**os.environ, "NOTICE_LOG": str(log), "PYTHONPATH": str(Path(__file__).parent)}
+    command = [sys.executable, "-m", "statemachine", "dispatch", "--db", target,
+               "--sender", "file_sender:make"]  # fmt: skip
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(processes)
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0] * processes
+    return Counter(log.read_text().split())

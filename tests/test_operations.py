@@ -3,17 +3,13 @@ Prometheus text, alerts, stuck debits and inquiries."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import EngineFactory
-from support import T0, ev
+from support import T0, ev, race_dispatchers
 
 from statemachine import Engine, Event, ManualClock, RecordingSender
 from statemachine.cli import main
@@ -98,23 +94,7 @@ def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
 
 def test_dispatchers_in_several_processes_never_send_twice(tmp_path: Path) -> None:
     db = tmp_path / "d.sqlite"
-    with Engine.open(db, synchronous="NORMAL") as engine:
-        engine.apply_many([ev("succeeded", 0, debit_id=f"d-{n}") for n in range(150)])
-    log = tmp_path / "sent.log"
-    env = {**os.environ, "NOTICE_LOG": str(log), "PYTHONPATH": str(TESTS)}
-    command = [
-        sys.executable,
-        "-m",
-        "statemachine",
-        "dispatch",
-        "--db",
-        str(db),
-        "--sender",
-        "file_sender:make",
-    ]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
-    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
-    sent = Counter(log.read_text().split())
+    sent = race_dispatchers(str(db), tmp_path)
     assert len(sent) == 150
     assert set(sent.values()) == {1}
     with Engine.open(db) as engine:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlite_worker import book
-from support import ev
+from support import race_dispatchers
 
 from statemachine import Engine, StoreError
 from statemachine.precedence import fold
@@ -109,23 +109,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(target: str) -> None:
 
 
 def test_dispatchers_in_several_processes_never_send_twice(target: str, tmp_path: Path) -> None:
-    with Engine.open(target) as engine:
-        engine.apply_many([ev("succeeded", 0, debit_id=f"d-{n}") for n in range(150)])
-    log = tmp_path / "sent.log"
-    env = {**os.environ, "NOTICE_LOG": str(log), "PYTHONPATH": str(TESTS)}
-    command = [
-        sys.executable,
-        "-m",
-        "statemachine",
-        "dispatch",
-        "--db",
-        target,
-        "--sender",
-        "file_sender:make",
-    ]
-    dispatchers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
-    assert [d.wait(timeout=120) for d in dispatchers] == [0, 0, 0]
-    sent = Counter(log.read_text().split())
+    sent = race_dispatchers(target, tmp_path)  # FOR UPDATE SKIP LOCKED, with a lease
     assert len(sent) == 150
     assert set(sent.values()) == {1}
 
