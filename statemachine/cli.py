@@ -20,6 +20,7 @@ from .errors import SpecError, StoreError
 from .notices import Notice, Sender
 from .operations import check_alerts, prometheus_text
 from .replay import BatchedReplay, Replay, ReplayStopped, replay_logs
+from .report import html_report
 from .scenarios import Scenario, bundled_scenarios
 from .spec import Spec
 
@@ -101,6 +102,8 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Stop at the first bad line (exit code 2).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the summary as JSON to this file.")  # fmt: skip
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML page with charts to this file.")  # fmt: skip
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Events per transaction. Notices go out exactly as with --batch 1.")  # fmt: skip
 def replay(
@@ -109,6 +112,7 @@ def replay(
     spec_path: Path | None,
     strict: bool,
     report_path: Path | None,
+    html_path: Path | None,
     batch_size: int,
 ) -> None:
     """Replay event logs on event time and print a summary.
@@ -121,9 +125,10 @@ def replay(
     \b
     Example:
         statemachine replay specs/examples/car-loans-month.jsonl --db march.sqlite
-        statemachine replay march.csv.gz --strict --report march.json
+        statemachine replay march.csv.gz --strict --report march.json --html march.html
     """
-    engine = _open(db, _load_spec(spec_path), clock=ManualClock())
+    spec = _load_spec(spec_path)
+    engine = _open(db, spec, clock=ManualClock())
     progress = _progress if sys.stderr.isatty() else None
     try:
         feeder = Replay(engine) if batch_size == 1 else BatchedReplay(engine, batch_size=batch_size)
@@ -138,6 +143,8 @@ def replay(
     click.echo(summary.render())
     if report_path is not None:
         report_path.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+    if html_path is not None:
+        html_path.write_text(html_report(summary, spec.diagram()), encoding="utf-8")
 
 
 def _progress(records: Iterable[Any]) -> Iterable[Any]:

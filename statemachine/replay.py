@@ -200,6 +200,9 @@ class ReplaySummary:
     legacy_failed_but_succeeded: list[str] = attrs.field(factory=list)
     engine_failed_but_succeeded: list[str] = attrs.field(factory=list)
     stuck: list[str] = attrs.field(factory=list)
+    # Notices cancelled because the state had moved on, by the day they were due: each is a
+    # message a notifier without the re-check would have sent.
+    prevented: Counter[str] = attrs.field(factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         """The report ``--report FILE`` writes, as JSON."""
@@ -216,6 +219,7 @@ class ReplaySummary:
             "stuck": self.stuck,
             "unknown_sources": self.unknown_sources,
             "invalid": self.invalid,
+            "superseded_notices_by_day": dict(sorted(self.prevented.items())),
             "failure_notices_for_collected_attempts": {
                 "legacy": self.legacy_failed_but_succeeded,
                 "engine": self.engine_failed_but_succeeded,
@@ -358,6 +362,8 @@ def replay_logs(
         summary.notices[(notice.kind, str(notice.status))] += 1
         if notice.status is NoticeStatus.SENT and notice.outcome == FAILED:
             told_failure.add((notice.debit_id, notice.attempt))
+        if notice.status is NoticeStatus.CANCELLED:
+            summary.prevented[notice.due_at.date().isoformat()] += 1
     for debit_id in engine.store.debit_ids():
         debit = engine.get(debit_id)
         assert debit is not None

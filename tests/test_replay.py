@@ -204,3 +204,43 @@ def test_the_cli_batch_size_changes_nothing_but_speed(tmp_path: Path) -> None:
     assert first == second
     with Engine.open(one) as a, Engine.open(many) as b:
         assert outcome(a)[:2] == outcome(b)[:2]
+
+
+# The HTML report ----------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def test_the_html_report_is_one_self_contained_page(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    code, _ = invoke("replay", EXAMPLE, "--html", str(page))
+    assert code == 0
+    html = page.read_text()
+    assert html.count("<svg") == 5
+    for title in ("Debits by final state", "Events by verdict", "Contradictory notices prevented"):
+        assert title in html
+    assert "stateDiagram-v2" in html
+    assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package to render the page")
+def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    page, shot = tmp_path / "report.html", tmp_path / "report.png"
+    invoke("replay", EXAMPLE, "--html", str(page))
+    subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=900,1400",
+         page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG")
+    # Not blank: a white page compresses to a few kilobytes; charts and text do not.
+    assert len(data) > 20_000
