@@ -138,6 +138,11 @@ def replay(
     except ReplayStopped as exc:
         click.echo(f"Error: {exc.origin}: {exc.reason}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        # The batch in flight rolled back; every batch before it is committed whole.
+        click.echo("interrupted: replay again to resume (stored events come back as duplicates)",
+                   err=True)  # fmt: skip
+        sys.exit(130)
     finally:
         engine.close()
     click.echo(summary.render())

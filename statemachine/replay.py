@@ -108,6 +108,10 @@ class BatchedReplay(Replay):
         self._heap: list[tuple[datetime, str, str]] = []  # queued notices: (due, notice, debit)
         self._due: dict[str, datetime] = {}  # notice_id -> its latest due time
         self._crossed: dict[str, list[tuple[str, datetime]]] = {}  # debit -> (notice, when)
+        for notice in engine.notices():  # left queued by an earlier, interrupted replay
+            if notice.status is NoticeStatus.QUEUED:
+                self._due[notice.notice_id] = notice.due_at
+                heapq.heappush(self._heap, (notice.due_at, notice.notice_id, notice.debit_id))
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
         raise TypeError("a BatchedReplay takes events through feed(); Replay.apply is per event")

@@ -208,6 +208,7 @@ def test_the_cli_batch_size_changes_nothing_but_speed(tmp_path: Path) -> None:
 
 # The HTML report ----------------------------------------------------------------------------
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
@@ -244,3 +245,31 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert data.startswith(b"\x89PNG")
     # Not blank: a white page compresses to a few kilobytes; charts and text do not.
     assert len(data) > 20_000
+
+
+def test_an_interrupted_replay_resumes_to_the_same_end(tmp_path: Path) -> None:
+    db = tmp_path / "march.sqlite"
+
+    def interrupt_after(count: int):  # type: ignore[no-untyped-def]
+        def wrap(records):  # type: ignore[no-untyped-def]
+            for number, record in enumerate(records):
+                if number == count:
+                    raise KeyboardInterrupt
+                yield record
+
+        return wrap
+
+    engine = Engine.open(db, clock=ManualClock())
+    with contextlib.suppress(KeyboardInterrupt):
+        replay_logs(BatchedReplay(engine, batch_size=100), [EXAMPLE], progress=interrupt_after(777))
+    engine.close()
+    with Engine.open(db) as engine:
+        assert engine.verify() == []  # consistent: whole batches only
+    resumed = Engine.open(db, clock=ManualClock())
+    replay_logs(BatchedReplay(resumed, batch_size=100), [EXAMPLE])
+    clean = Engine.in_memory(clock=ManualClock())
+    replay_logs(BatchedReplay(clean, batch_size=100), [EXAMPLE])
+    assert {d: resumed.get(d) for d in resumed.store.debit_ids()} == {
+        d: clean.get(d) for d in clean.store.debit_ids()
+    }
+    resumed.close()
