@@ -92,13 +92,6 @@ class SQL(Queries):
         " WHERE notice_id = %s AND claimed_until IS NOT DISTINCT FROM %s"
     )
     history = "SELECT * FROM events WHERE debit_id IS NOT DISTINCT FROM %s ORDER BY seq"
-    debit_ids = "SELECT debit_id FROM debits ORDER BY debit_id"
-    all_notices = "SELECT * FROM notices ORDER BY created_at, notice_id"
-    verdicts = "SELECT verdict, count(*) FROM events GROUP BY verdict"
-    states = "SELECT state, count(*) FROM debits GROUP BY state"
-    notice_statuses = "SELECT status, count(*) FROM notices GROUP BY status"
-    review = "SELECT count(*) FROM debits WHERE needs_review"
-    sources = "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
     stuck = (
         "SELECT d.debit_id, max(e.occurred_at) FROM debits d JOIN events e"
         " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"

@@ -48,13 +48,16 @@ class Queries:
     claim: ClassVar[str]
     save_claimed: ClassVar[str]
     history: ClassVar[str]
-    debit_ids: ClassVar[str]
-    all_notices: ClassVar[str]
-    verdicts: ClassVar[str]
-    states: ClassVar[str]
-    notice_statuses: ClassVar[str]
-    review: ClassVar[str]
-    sources: ClassVar[str]
+    # Statements without parameters read the same in every dialect:
+    debit_ids: ClassVar[str] = "SELECT debit_id FROM debits ORDER BY debit_id"
+    all_notices: ClassVar[str] = "SELECT * FROM notices ORDER BY created_at, notice_id"
+    verdicts: ClassVar[str] = "SELECT verdict, count(*) FROM events GROUP BY verdict"
+    states: ClassVar[str] = "SELECT state, count(*) FROM debits GROUP BY state"
+    notice_statuses: ClassVar[str] = "SELECT status, count(*) FROM notices GROUP BY status"
+    review: ClassVar[str] = "SELECT count(*) FROM debits WHERE needs_review"
+    sources: ClassVar[str] = (
+        "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
+    )
     stuck: ClassVar[str]
 
 
