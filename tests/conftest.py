@@ -20,6 +20,20 @@ pytest_plugins = ["pytester"]
 EngineFactory = Callable[..., Engine]
 STORES = ["memory", "sqlite", "postgres"]
 PG_DSN = os.environ.get("STATEMACHINE_PG_DSN")
+# Real files written by others (webhooks, return files, bank reports, event logs), kept beside
+# the project and never copied into it; STATEMACHINE_REALDATA points elsewhere.
+REALDATA = Path(
+    os.environ.get("STATEMACHINE_REALDATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "realdata"
+)
+
+
+@pytest.fixture
+def realdata() -> Path:
+    """The folder of real files; tests that need it skip where it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data folder {REALDATA} is absent (set STATEMACHINE_REALDATA)")
+    return REALDATA
 
 
 @pytest.fixture(params=STORES)

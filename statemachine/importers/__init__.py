@@ -1,0 +1,106 @@
+"""Importers: payment formats read into DESIGN's events.
+
+Each format is a module of this package with one function,
+``read(paths, options) -> Iterator[Record]``, that reads every file given (a format may join
+files: a return to its debit, a status report to its instruction) and yields events in
+DESIGN's JSON form, each with the place it came from. A file that is truncated, foreign or
+broken raises :class:`ImportFailed` naming the file and the line or element; callers write
+nothing until a whole import has been read (:func:`write_jsonl`).
+
+>>> sorted(FORMATS)
+['gocardless', 'iso20022', 'nacha', 'xes']
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import timezone, tzinfo
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import orjson
+
+from ..errors import StateMachineError
+
+# (origin, event): origin is "file:line" or "file:element path"; event is DESIGN's JSON object.
+Record = tuple[str, dict[str, Any]]
+
+
+class ImportFailed(StateMachineError, ValueError):
+    """A file that cannot be imported: names the file, the line or element, and the problem.
+
+    >>> str(ImportFailed("return.ach", "line 3", "expected a 94-character record, got 80"))
+    'return.ach: line 3: expected a 94-character record, got 80'
+    """
+
+    def __init__(self, path: str | Path, where: str | None, problem: str) -> None:
+        self.path, self.where, self.problem = str(path), where, problem
+        place = f"{self.path}: {where}" if where else self.path
+        super().__init__(f"{place}: {problem}")
+
+
+@attrs.frozen
+class ImportOptions:
+    """Choices a format may need; every field has a default that suits the common case."""
+
+    # A mapping file (xes: activity -> event type); None means the format's bundled default.
+    mapping: Path | None = None
+    # The zone of times written without an offset (NACHA dates, some bank files).
+    timezone: tzinfo = timezone.utc
+
+
+Reader = Callable[[Sequence[Path], ImportOptions], Iterator[Record]]
+
+FORMATS: dict[str, str] = {
+    "gocardless": "GoCardless webhook bodies (JSON), payment events",
+    "nacha": "NACHA ACH files: debit entries and returns (addenda 99)",
+    "iso20022": "ISO 20022 pain.008, pain.002 and camt.054 (XML)",
+    "xes": "XES event logs (.xes, .xes.gz) with a mapping file",
+}
+
+
+def reader(format: str) -> Reader:
+    """The ``read`` function of a format, by name."""
+    if format not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(sorted(FORMATS))}, got {format!r}")
+    module = importlib.import_module(f"{__name__}.{format}")
+    read: Reader = module.read
+    return read
+
+
+def read(format: str, paths: Iterable[str | Path], options: ImportOptions | None = None) -> Iterator[Record]:
+    """Read files of one format as events; raises :class:`ImportFailed` on bad input."""
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise ImportFailed(path, None, "no such file")
+    return reader(format)(files, options or ImportOptions())
+
+
+def write_jsonl(records: Iterable[Record], out: str | Path | IO[bytes]) -> int:
+    """Write records as JSONL, all or nothing: a file appears only once every record was read.
+
+    Returns the number of events written. ``out`` may be an open binary stream (stdout), which
+    is then written only after the whole import has been read.
+    """
+    if not isinstance(out, (str, Path)):
+        lines = [orjson.dumps(event) + b"\n" for _, event in records]
+        out.writelines(lines)
+        return len(lines)
+    target = Path(out)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    count = 0
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            for _, event in records:
+                stream.write(orjson.dumps(event) + b"\n")
+                count += 1
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return count
