@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -163,6 +164,18 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A unit of work: what is applied and dispatched inside commits together at its end,
+        or not at all. Within it, reads see its writes. The in-memory store writes at once.
+
+        >>> engine = Engine.in_memory()
+        >>> with engine.transaction():
+        ...     engine.apply(Event.from_dict({"event_id": "gw-1", "debit_id": "d-1",
+        ...         "type": "submitted", "occurred_at": "2026-03-05T10:00:00+00:00"})).verdict
+        <Verdict.APPLIED: 'applied'>
+        """
+        return self.store.transaction()
 
     # -- applying events -------------------------------------------------------------------
 
@@ -484,9 +497,11 @@ class Engine:
         and due, and record them in one write: the replay's way to send exactly the notices
         its clock has passed (N5). Give them in time order."""
         channels = check_senders(senders)
+        wanted = list(wanted)
+        records = self.store.debits(debit_id for debit_id, _, _ in wanted)
         handled = []
         for debit_id, notice_id, now in wanted:
-            record = self.store.debit(debit_id)
+            record = records.get(debit_id)
             if record is None:
                 continue
             notice = next((n for n in record.notices.values() if n.notice_id == notice_id), None)

@@ -6,6 +6,7 @@ window if it announces a failure (N2), and is re-checked against the debit when 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -190,6 +191,23 @@ class RecordingSender:
         if self._on_send is not None:
             self._on_send(notice)
         self.sent.append(notice)
+
+
+class CountingSender:
+    """A sender that accepts every notice and keeps only counts by kind: replay's default,
+    whose memory does not grow with the log.
+
+    >>> sender = CountingSender()
+    >>> sender.name, sender.sent
+    ('replay', Counter())
+    """
+
+    def __init__(self, name: str = "replay") -> None:
+        self.name = name
+        self.sent: Counter[str] = Counter()
+
+    def send(self, notice: Notice) -> None:
+        self.sent[notice.kind] += 1
 
 
 def check_senders(senders: Iterable[Sender]) -> tuple[Sender, ...]:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import csv
 import gzip
 import heapq
+import os
+import sqlite3
 import sys
-from collections import Counter
+import tempfile
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
@@ -33,7 +36,7 @@ from .clock import ManualClock
 from .debits import Result
 from .engine import Engine
 from .events import CREATED, FAILED, SUBMITTED, Event
-from .notices import Notice, NoticeStatus, RecordingSender, Sender
+from .notices import CountingSender, Notice, NoticeStatus, Sender
 from .precedence import COLLECTED, Verdict
 
 
@@ -45,9 +48,9 @@ class Replay:
             raise TypeError("Replay needs an engine built with clock=ManualClock()")
         self.engine = engine
         self.clock: ManualClock = engine.clock
-        self.recorder = RecordingSender("replay")
-        self.senders: tuple[Sender, ...] = tuple(senders) if senders else (self.recorder,)
-        self.dispatched: list[Notice] = []
+        self.senders: tuple[Sender, ...] = tuple(senders) if senders else (CountingSender(),)
+        # The latest notices handled, for a look; a long replay keeps only so many.
+        self.dispatched: deque[Notice] = deque(maxlen=RECENT)
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
         self._advance(event)
@@ -81,6 +84,10 @@ class Replay:
             handled.extend(self.dispatch())
         return handled
 
+    def close(self, error: BaseException | None = None) -> None:
+        """End the replay's open unit of work: commit it, or roll it back after ``error``."""
+        return None
+
     def _advance(self, event: Event) -> None:
         if event.occurred_at > self.clock.now:
             self.clock.advance_to(event.occurred_at)
@@ -95,6 +102,10 @@ class BatchedReplay(Replay):
     debit's state at that moment. A batch is written before any event of a debit that may have
     a notice crossing its due time inside the batch, so that the debit's state when the batch
     ends is its state at that moment; the crossing is then dispatched as at its time.
+
+    Such writes happen inside one unit of work (:meth:`Engine.transaction`) that commits every
+    ``batch_size`` events: N5 decides when state is written, not how often the disk syncs.
+    Call :meth:`finish` at the end, or :meth:`close` with the error that stopped the replay.
     """
 
     def __init__(
@@ -103,6 +114,9 @@ class BatchedReplay(Replay):
         super().__init__(engine, senders)
         self.batch_size = batch_size
         self._batch: list[tuple[Event, str | None, str | None, datetime | None]] = []
+        self._unit = ExitStack()  # the open unit of work, committed every batch_size events
+        self._open = False
+        self._uncommitted = 0
         self._advances: list[tuple[int, datetime]] = []  # (batch position, clock) per advance
         self._touched: dict[str, int] = {}  # debit -> advances seen at its last notice-able event
         self._heap: list[tuple[datetime, str, str]] = []  # queued notices: (due, notice, debit)
@@ -129,8 +143,9 @@ class BatchedReplay(Replay):
         if event.type not in (CREATED, SUBMITTED):
             self._touched[debit_id] = len(self._advances)
         self._batch.append((event, raw, origin, self.clock.now))  # notices planned as at now
-        if len(self._batch) >= self.batch_size:
+        if len(self._batch) + self._uncommitted >= self.batch_size:
             self.flush()
+            self.commit()
 
     def ingest(self, raw: str | bytes, origin: str | None = None, parsed: Any = None) -> Result:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -142,10 +157,32 @@ class BatchedReplay(Replay):
         return Result(Verdict.APPLIED, "queued in a batch", event.event_id, event.debit_id,
                       None, None, None, False)  # fmt: skip
 
+    def commit(self) -> None:
+        """Commit what has been written since the last commit."""
+        self._unit.close()
+        self._open, self._uncommitted = False, 0
+
+    def _begin(self) -> None:
+        if not self._open:
+            self._unit.enter_context(self.engine.transaction())
+            self._open = True
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is None:
+            self.flush()
+            self.commit()
+        else:
+            self._unit.__exit__(type(error), error, error.__traceback__)
+            self._unit, self._open, self._uncommitted = ExitStack(), False, 0
+        self._batch, self._advances, self._touched, self._crossed = [], [], {}, {}
+
     def flush(self) -> None:
         """Write the batch, then dispatch what its clock advances crossed, in time order."""
         batch, advances = self._batch, self._advances
         self._batch, self._advances, self._touched = [], [], {}
+        if batch or self._crossed:
+            self._begin()
+        self._uncommitted += len(batch)
         if batch:
             for position, result in enumerate(self.engine.apply_many(batch)):
                 notice = result.notice
@@ -163,22 +200,26 @@ class BatchedReplay(Replay):
              for notice_id, when in pairs),
             key=lambda item: item[2],
         )  # fmt: skip
+        for _, notice_id, _ in due:
+            self._due.pop(notice_id, None)
         if due:
             self.dispatched.extend(self.engine.dispatch_notices(due, self.senders))
 
     def finish(self) -> list[Notice]:
         self.flush()
-        before = len(self.dispatched)
         waiting = [(d, n, due) for due, n, d in self._heap if self._due.get(n) == due]
-        self._heap = []
+        self._heap, self._due = [], {}
+        handled: list[Notice] = []
         if waiting:
             end = max(due for _, _, due in waiting)
             self.clock.advance_to(end)
+            self._begin()
             handled = self.engine.dispatch_notices(
                 [(d, n, self.clock.now) for d, n, _ in waiting], self.senders
             )
             self.dispatched.extend(handled)
-        return self.dispatched[before:]
+        self.commit()
+        return handled
 
     def _cross(self, now: datetime) -> None:
         while self._heap and self._heap[0][0] <= now:
@@ -188,6 +229,7 @@ class BatchedReplay(Replay):
 
 
 LEGACY_NOTICE = "notice_sent"
+RECENT = 1000  # notices a replay keeps at hand in ``dispatched``
 
 
 @attrs.define
@@ -339,47 +381,94 @@ def replay_logs(
     the stream of records (for example in a progress bar).
     """
     summary = ReplaySummary()
-    legacy: set[tuple[str, int | None]] = set()  # (debit_id, attempt) told "failed"
     records: Iterable[tuple[str, bytes, Any]] = read_records(paths)
     if progress is not None:
         records = progress(records)
-    for origin, line, data in records:
-        summary.lines += 1
-        if isinstance(data, dict) and data.get("type") == LEGACY_NOTICE:
-            if data.get("notice") == FAILED:
-                legacy.add((str(data.get("debit_id")), data.get("attempt")))
-            continue
-        result = replay.ingest(line, origin, parsed=data if isinstance(data, dict) else None)
-        if result.verdict == "invalid":
-            if strict:
-                raise ReplayStopped(origin, result.reason)
-            summary.invalid.append(f"{origin}: {result.reason}")
-    replay.finish()
-    engine = replay.engine
-    summary.stuck = [debit_id for debit_id, _ in engine.stuck(timedelta(days=3), replay.clock.now)]
-    metrics = engine.metrics(now=replay.clock.now)
+    with closing(_LegacyNotices()) as legacy:
+        try:
+            for origin, line, data in records:
+                summary.lines += 1
+                if isinstance(data, dict) and data.get("type") == LEGACY_NOTICE:
+                    if data.get("notice") == FAILED:
+                        legacy.add(str(data.get("debit_id")), data.get("attempt"))
+                    continue
+                parsed = data if isinstance(data, dict) else None
+                result = replay.ingest(line, origin, parsed=parsed)
+                if result.verdict == "invalid":
+                    if strict:
+                        raise ReplayStopped(origin, result.reason)
+                    summary.invalid.append(f"{origin}: {result.reason}")
+            replay.finish()
+        except BaseException as exc:
+            replay.close(exc)  # committed batches stay; the open one rolls back
+            raise
+        _summarise(summary, replay.engine, replay.clock.now, legacy)
+    return summary
+
+
+def _summarise(
+    summary: ReplaySummary, engine: Engine, now: datetime, legacy: _LegacyNotices
+) -> None:
+    """Fill the summary from the store's own aggregates: nothing here grows with the log."""
+    store = engine.store
+    summary.stuck = [debit_id for debit_id, _ in engine.stuck(timedelta(days=3), now)]
+    metrics = engine.metrics(now=now)
     summary.verdicts.update(metrics.events_by_verdict)
     summary.states.update(metrics.debits_by_state)
     summary.unknown_sources = metrics.unknown_sources
-    told_failure: set[tuple[str, int]] = set()
-    for notice in engine.notices():
-        summary.notices[(notice.kind, str(notice.status))] += 1
-        if notice.status is NoticeStatus.SENT and notice.outcome == FAILED:
-            told_failure.add((notice.debit_id, notice.attempt))
-        if notice.status is NoticeStatus.CANCELLED:
-            summary.prevented[notice.due_at.date().isoformat()] += 1
-    for debit_id in engine.store.debit_ids():
-        debit = engine.get(debit_id)
-        assert debit is not None
-        if debit.needs_review:
-            summary.needs_review.append(debit_id)
-        if debit.state in COLLECTED:
-            # A failure notice was wrong if the attempt it named ended up collected.
-            if (debit_id, debit.attempt) in legacy or (debit_id, None) in legacy:
+    for kind, status, day, count in store.notice_tally():
+        summary.notices[(kind, status)] += count
+        if status == NoticeStatus.CANCELLED:
+            summary.prevented[day] += count
+    summary.needs_review = store.review_ids()
+    # A failure notice was wrong if the attempt it named ended up collected.
+    summary.engine_failed_but_succeeded = store.told(FAILED, COLLECTED)
+    for chunk in legacy.chunks():
+        outcomes = store.outcomes(sorted({debit_id for debit_id, _ in chunk}))
+        for debit_id, attempt in chunk:
+            state_attempt = outcomes.get(debit_id)
+            if state_attempt is None or state_attempt[0] not in COLLECTED:
+                continue
+            if attempt is None or attempt == state_attempt[1]:
                 summary.legacy_failed_but_succeeded.append(debit_id)
-            if (debit_id, debit.attempt) in told_failure:
-                summary.engine_failed_but_succeeded.append(debit_id)
-    return summary
+    summary.legacy_failed_but_succeeded = sorted(set(summary.legacy_failed_but_succeeded))
+
+
+class _LegacyNotices:
+    """The failure notices a legacy system sent, as (debit_id, attempt), kept in a temporary
+    SQLite file rather than in memory: a long log may hold millions."""
+
+    def __init__(self) -> None:
+        fd, self._path = tempfile.mkstemp(prefix="statemachine-legacy-", suffix=".sqlite")
+        os.close(fd)
+        self._db = sqlite3.connect(self._path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        # attempt -1 stands for "no attempt named": it matches whatever attempt stands.
+        self._db.execute(
+            "CREATE TABLE told (debit_id TEXT, attempt INTEGER, PRIMARY KEY (debit_id, attempt))"
+            " WITHOUT ROWID"
+        )
+        self._pending: list[tuple[str, int]] = []
+
+    def add(self, debit_id: str, attempt: object) -> None:
+        self._pending.append((debit_id, attempt if type(attempt) is int else -1))
+        if len(self._pending) >= 10_000:
+            self._write()
+
+    def _write(self) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO told VALUES (?, ?)", self._pending)
+        self._pending.clear()
+
+    def chunks(self, size: int = 500) -> Iterator[list[tuple[str, int | None]]]:
+        self._write()
+        cursor = self._db.execute("SELECT debit_id, attempt FROM told ORDER BY debit_id")
+        while rows := cursor.fetchmany(size):
+            yield [(debit_id, None if attempt == -1 else attempt) for debit_id, attempt in rows]
+
+    def close(self) -> None:
+        self._db.close()
+        os.unlink(self._path)
 
 
 def _pairs(counter: Counter[str]) -> str:

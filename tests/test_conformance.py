@@ -216,3 +216,63 @@ def test_raw_input_is_kept_as_received_whatever_its_format(make_engine: EngineFa
     assert engine.apply(ev("succeeded", 1)).state == "succeeded"
     first = engine.history("d-1")[0]
     assert (first.raw, first.origin, first.event) == (line, "march.ach:3", event)
+
+
+def test_a_transaction_commits_its_writes_together_or_not_at_all(
+    make_engine: EngineFactory, store_kind: str
+) -> None:
+    engine = make_engine()
+    with engine.transaction():
+        engine.apply(ev("submitted", 0, debit_id="a"))
+        assert engine.get("a") is not None  # reads inside see the writes
+    with pytest.raises(RuntimeError), engine.transaction():
+        engine.apply(ev("submitted", 0, debit_id="b"))
+        engine.apply(ev("failed", 1, debit_id="a"))
+        raise RuntimeError("the replay was stopped")
+    if store_kind == "memory":
+        return  # its writes are immediate: nothing to roll back
+    assert engine.get("b") is None
+    debit = engine.get("a")
+    assert debit is not None and debit.state == "submitted"
+    assert engine.notices() == []
+    assert engine.apply(ev("failed", 1, debit_id="a")).verdict is Verdict.APPLIED
+
+
+def test_a_failed_write_inside_a_transaction_undoes_only_itself(
+    make_engine: EngineFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store_kind == "memory":
+        pytest.skip("the in-memory store has no SQL to fail")
+    from statemachine import StoreError
+
+    engine = make_engine()
+    mark = "?" if store_kind == "sqlite" else "%s"
+    with engine.transaction():
+        engine.apply(ev("submitted", 0, debit_id="a"))
+        monkeypatch.setattr(engine.store.SQL, "upsert_notice",  # type: ignore[attr-defined]
+                            f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 14)})")  # fmt: skip
+        with pytest.raises(StoreError, match="no_such_table"):
+            engine.apply(ev("succeeded", 1, debit_id="a", event_id="late"))
+        monkeypatch.undo()
+        engine.apply(ev("submitted", 2, debit_id="b"))
+    assert [h.event_id for h in engine.history("a")] == [engine.history("a")[0].event_id]
+    assert {d: engine.get(d).state for d in "ab"} == {"a": "submitted", "b": "submitted"}  # type: ignore[union-attr]
+
+
+def test_report_aggregates(make_engine: EngineFactory) -> None:
+    clock = ManualClock(T0)
+    engine = make_engine(clock=clock)
+    engine.apply(ev("failed", 0, debit_id="a"))
+    engine.apply(ev("succeeded", 0, debit_id="b"))
+    clock.advance_to(T0 + timedelta(hours=1))
+    engine.dispatch_due([RecordingSender()])  # a: failed sent; b: succeeded sent
+    engine.apply(ev("succeeded", 30, debit_id="a", source="settlement"))  # a is corrected
+    engine.apply(ev("succeeded", 0, debit_id="c", attempt=2))  # parked: no attempt 2 yet
+    tally = {(kind, status): (day, n) for kind, status, day, n in engine.store.notice_tally()}
+    assert tally[("failed", "sent")] == ("2026-03-05", 1)
+    assert tally[("succeeded", "sent")] == ("2026-03-05", 1)
+    assert tally[("correction", "queued")] == ("2026-03-05", 1)
+    assert engine.store.told("failed", ["succeeded", "reversed"]) == ["a"]
+    assert engine.store.told("failed", ["failed"]) == []
+    assert engine.store.outcomes(["a", "b", "zz"]) == {"a": ("succeeded", 1), "b": ("succeeded", 1)}
+    assert engine.store.review_ids() == []

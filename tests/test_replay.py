@@ -108,7 +108,7 @@ def test_n5_a_notice_is_dispatched_when_the_clock_passes_its_due_time() -> None:
     replay = Replay(engine)
     replay.apply(ev("failed", 0))  # due at T0 + 15 min
     replay.apply(ev("submitted", 14, debit_id="other"))  # the clock reaches T0 + 14: not yet
-    assert replay.dispatched == []
+    assert list(replay.dispatched) == []
     replay.apply(ev("submitted", 15, debit_id="other"))  # reaches the due time: dispatched first
     assert [(n.kind, n.status, n.sent_at) for n in replay.dispatched] == [
         ("failed", "sent", T0 + timedelta(minutes=15))

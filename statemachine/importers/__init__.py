@@ -17,7 +17,7 @@ import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,7 +50,7 @@ class ImportOptions:
     # A mapping file (xes: activity -> event type); None means the format's bundled default.
     mapping: Path | None = None
     # The zone of times written without an offset (NACHA dates, some bank files).
-    timezone: tzinfo = timezone.utc
+    timezone: tzinfo = UTC
 
 
 Reader = Callable[[Sequence[Path], ImportOptions], Iterator[Record]]
@@ -72,7 +72,9 @@ def reader(format: str) -> Reader:
     return read
 
 
-def read(format: str, paths: Iterable[str | Path], options: ImportOptions | None = None) -> Iterator[Record]:
+def read(
+    format: str, paths: Iterable[str | Path], options: ImportOptions | None = None
+) -> Iterator[Record]:
     """Read files of one format as events; raises :class:`ImportFailed` on bad input."""
     files = [Path(p) for p in paths]
     for path in files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -64,6 +65,10 @@ class Store(Protocol):
 
     def debit(self, debit_id: str) -> DebitRecord | None: ...
 
+    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
+        """``debit`` for several at once; ids not stored are left out."""
+        ...
+
     def debit_ids(self) -> Iterable[str]: ...
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
@@ -93,5 +98,29 @@ class Store(Protocol):
         ...
 
     def counts(self) -> StoreCounts: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A unit of work: writes inside it commit together at its end, or not at all.
+
+        Reads inside see its writes. A store without such units writes each call on its own.
+        """
+        ...
+
+    def notice_tally(self) -> list[tuple[str, str, str, int]]:
+        """``(kind, status, UTC day due, count)`` over every notice."""
+        ...
+
+    def review_ids(self) -> list[str]:
+        """Debits flagged ``needs_review``, in id order."""
+        ...
+
+    def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """``debit_id -> (state, attempt)`` for those of ``debit_ids`` that exist."""
+        ...
+
+    def told(self, outcome: str, states: Iterable[str]) -> list[str]:
+        """Debits now in one of ``states`` whose current attempt was sent a notice stating
+        ``outcome``, in id order."""
+        ...
 
     def close(self) -> None: ...

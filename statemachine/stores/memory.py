@@ -5,7 +5,8 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime, timedelta
 
 from ..debits import DebitRecord, Result, StoredEvent
 from ..events import Event
@@ -74,6 +75,9 @@ class MemoryStore:
 
     def debit(self, debit_id: str) -> DebitRecord | None:
         return self._debits.get(debit_id)
+
+    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
+        return {d: self._debits[d] for d in debit_ids if d in self._debits}
 
     def debit_ids(self) -> Iterable[str]:
         return list(self._debits)
@@ -155,6 +159,41 @@ class MemoryStore:
             notices={str(k): v for k, v in notices.items()},
             needs_review=review,
             sources=dict(sources),
+        )
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return nullcontext()  # every write is already whole and immediate
+
+    def notice_tally(self) -> list[tuple[str, str, str, int]]:
+        tally: Counter[tuple[str, str, str]] = Counter(
+            (n.kind, n.status.value, n.due_at.astimezone(UTC).date().isoformat())
+            for record in self._debits.values()
+            for n in record.notices.values()
+        )
+        return [(kind, status, day, count) for (kind, status, day), count in tally.items()]
+
+    def review_ids(self) -> list[str]:
+        return sorted(d for d, record in self._debits.items() if record.needs_review)
+
+    def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
+        return {
+            d: (self._debits[d].state, self._debits[d].attempt)
+            for d in debit_ids
+            if d in self._debits
+        }
+
+    def told(self, outcome: str, states: Iterable[str]) -> list[str]:
+        wanted = set(states)
+        return sorted(
+            record.debit_id
+            for record in self._debits.values()
+            if record.state in wanted
+            and any(
+                n.status is NoticeStatus.SENT
+                and n.outcome == outcome
+                and n.attempt == record.attempt
+                for n in record.notices.values()
+            )
         )
 
     def close(self) -> None:

@@ -10,8 +10,9 @@ read under the lock sees the debit as it is. Dispatchers claim due notices with
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -64,7 +65,7 @@ class SQL(Queries):
         " amount = excluded.amount, currency = excluded.currency,"
         " revision = debits.revision + 1"
     )
-    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = %s RETURNING revision"
+    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = %s"
     upsert_notice = (
         "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
         " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
@@ -96,6 +97,16 @@ class SQL(Queries):
         "SELECT d.debit_id, max(e.occurred_at) FROM debits d JOIN events e"
         " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
         " GROUP BY d.debit_id HAVING max(e.occurred_at) < %s ORDER BY 2"
+    )
+    notice_tally = (
+        "SELECT kind, status, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)"
+        " FROM notices GROUP BY 1, 2, 3"
+    )
+    outcomes = "SELECT debit_id, state, attempt FROM debits WHERE debit_id = ANY(%s)"
+    told = (
+        "SELECT DISTINCT d.debit_id FROM debits d JOIN notices n ON n.debit_id = d.debit_id"
+        " AND n.attempt = d.attempt WHERE n.status = 'sent' AND n.outcome = %s"
+        " AND d.state = ANY(%s) ORDER BY d.debit_id"
     )
 
 
@@ -151,6 +162,7 @@ class PostgresStore(SQLStore):
         self.name = _redact(dsn)
         self.spec = spec or Spec.default()
         self._setup_cache(cache_size)
+        self._local = threading.local()  # .conn: this thread's open transaction(), if any
         self.pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -231,9 +243,32 @@ class PostgresStore(SQLStore):
     # -- the dialect -----------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self) -> Iterator[None]:
+        """Writes of this thread inside commit together; each write is a savepoint in it."""
+        if getattr(self._local, "conn", None) is not None:
+            raise StoreError(f"{self.name}: a transaction is already open in this thread")
         try:
             with self.pool.connection() as conn, conn.transaction():
+                self._local.conn = conn
+                try:
+                    yield
+                finally:
+                    self._local.conn = None
+        except BaseException as exc:
+            self._cache.clear()
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"{self.name}: {exc}") from None
+            raise
+
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        pinned = getattr(self._local, "conn", None)
+        return nullcontext(pinned) if pinned is not None else self.pool.connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            # Inside transaction() the nested block is a savepoint: a retry undoes only itself.
+            with self._connection() as conn, conn.transaction():
                 yield conn
         except BaseException as exc:
             self._cache.clear()  # records may have been changed by the failed decision
@@ -248,7 +283,7 @@ class PostgresStore(SQLStore):
     @contextmanager
     def _read(self) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with self.pool.connection() as conn:
+            with self._connection() as conn:
                 yield conn
         except psycopg.Error as exc:
             raise StoreError(f"{self.name}: {exc}") from None
@@ -276,8 +311,10 @@ class PostgresStore(SQLStore):
             with conn.cursor() as cursor:
                 cursor.executemany(query, rows)
 
-    def _select_in(self, conn: psycopg.Connection[Any], query: str, ids: list[str]) -> list[Any]:
-        return conn.execute(query, (ids,)).fetchall()
+    def _select_in(
+        self, conn: psycopg.Connection[Any], query: str, ids: list[str], params: Sequence[Any] = ()
+    ) -> list[Any]:
+        return conn.execute(query, (*params, ids)).fetchall()
 
     def _time_in(self, moment: datetime) -> datetime:
         return moment.astimezone(UTC)

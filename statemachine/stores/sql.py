@@ -59,6 +59,10 @@ class Queries:
         "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
     )
     stuck: ClassVar[str]
+    notice_tally: ClassVar[str]
+    outcomes: ClassVar[str]  # ids where _select_in puts them
+    told: ClassVar[str]  # (outcome, states where _select_in puts them)
+    review_ids: ClassVar[str] = "SELECT debit_id FROM debits WHERE needs_review ORDER BY debit_id"
 
 
 def utc_text(moment: datetime) -> str:
@@ -116,7 +120,10 @@ class SQLStore:
     def _many(self, conn: Connection, query: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
-    def _select_in(self, conn: Connection, query: str, ids: list[str]) -> list[Any]:
+    def _select_in(
+        self, conn: Connection, query: str, ids: list[str], params: Sequence[Any] = ()
+    ) -> list[Any]:
+        """Run ``query`` with ``params`` and then the list ``ids`` where the dialect puts lists."""
         raise NotImplementedError
 
     def _lock(self, conn: Connection, debit_ids: Iterable[str]) -> None:
@@ -279,6 +286,19 @@ class SQLStore:
                 return cached
             return self._load(conn, debit_id, row[0])
 
+    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
+        wanted = list(dict.fromkeys(debit_ids))
+        found: dict[str, DebitRecord] = {}
+        with self._read() as conn:
+            for chunk in _chunks(wanted):
+                for debit_id, revision in self._select_in(conn, self.SQL.revisions, chunk):
+                    cached = self._cache.get(debit_id)
+                    if cached is not None and cached.revision == revision:
+                        found[debit_id] = cached
+                    else:
+                        found[debit_id] = self._load(conn, debit_id, revision)
+        return found
+
     def debit_ids(self) -> Iterable[str]:
         with self._read() as conn:
             return [row[0] for row in conn.execute(self.SQL.debit_ids)]
@@ -342,28 +362,38 @@ class SQLStore:
         todo = list(notices)
         if not todo:
             return
+        debit_ids = sorted({n.debit_id for n in todo})
         with self._write() as conn:
-            self._lock(conn, sorted({n.debit_id for n in todo}))
+            self._lock(conn, debit_ids)
+            revisions: dict[str, int] = {}
+            for chunk in _chunks(debit_ids):
+                revisions.update(self._select_in(conn, self.SQL.revisions, chunk))
+            plain, claimed = [], []
             for notice in todo:
                 claim = self._claims.pop(notice.notice_id, None)
                 if claim is None:
-                    conn.execute(self.SQL.upsert_notice, self._notice_row(notice))
+                    plain.append(self._notice_row(notice))
                 else:
-                    conn.execute(
-                        self.SQL.save_claimed,
+                    claimed.append(
                         (notice.status.value, self._time_in(notice.due_at),
                          self._time_in(notice.sent_at) if notice.sent_at else None,
                          notice.channel, notice.deliveries, notice.last_error,
-                         notice.status_reason, notice.notice_id, claim),
+                         notice.status_reason, notice.notice_id, claim)
                     )  # fmt: skip
-                row = conn.execute(self.SQL.touch_debit, (notice.debit_id,)).fetchone()
-                # Keep a cached record that was current: it saves reloading the debit's events.
-                cached = self._cache.get(notice.debit_id)
-                if cached is not None and row is not None and cached.revision == row[0] - 1:
-                    cached.revision = row[0]
-                    cached.notices[(notice.attempt, notice.kind)] = notice
+            self._many(conn, self.SQL.upsert_notice, plain)
+            self._many(conn, self.SQL.save_claimed, claimed)
+            self._many(conn, self.SQL.touch_debit, [(d,) for d in debit_ids if d in revisions])
+            # Keep cached records that were current: it saves reloading the debits' events.
+            for debit_id in debit_ids:
+                cached = self._cache.get(debit_id)
+                if cached is not None and cached.revision == revisions.get(debit_id, -1):
+                    cached.revision += 1
                 else:
-                    self._cache.pop(notice.debit_id, None)
+                    self._cache.pop(debit_id, None)
+            for notice in todo:
+                cached = self._cache.get(notice.debit_id)
+                if cached is not None:
+                    cached.notices[(notice.attempt, notice.kind)] = notice
 
     def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
         """Debits in ``submitted`` whose latest event occurred before ``before``."""
@@ -384,6 +414,27 @@ class SQLStore:
                 needs_review=conn.execute(self.SQL.review).fetchone()[0],
                 sources=pairs(self.SQL.sources),
             )
+
+    def notice_tally(self) -> list[tuple[str, str, str, int]]:
+        with self._read() as conn:
+            return [(k, s, str(day), n) for k, s, day, n in conn.execute(self.SQL.notice_tally)]
+
+    def review_ids(self) -> list[str]:
+        with self._read() as conn:
+            return [row[0] for row in conn.execute(self.SQL.review_ids)]
+
+    def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
+        found: dict[str, tuple[str, int]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(debit_ids):
+                for debit_id, state, attempt in self._select_in(conn, self.SQL.outcomes, chunk):
+                    found[debit_id] = (state, attempt)
+        return found
+
+    def told(self, outcome: str, states: Iterable[str]) -> list[str]:
+        with self._read() as conn:
+            rows = self._select_in(conn, self.SQL.told, sorted(states), (outcome,))
+        return [row[0] for row in rows]
 
     def _notices(self, cursor: Any) -> list[Notice]:
         names = [d[0] for d in cursor.description]

@@ -55,7 +55,7 @@ class SQL(Queries):
         " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
         " amount = excluded.amount, currency = excluded.currency, revision = revision + 1"
     )
-    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ? RETURNING revision"
+    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
     # A re-planned notice keeps its claim: a dispatcher may be sending it right now.
     upsert_notice = (
         "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
@@ -88,6 +88,15 @@ class SQL(Queries):
         " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
         " GROUP BY d.debit_id HAVING last < ? ORDER BY last"
     )
+    notice_tally = (
+        "SELECT kind, status, substr(due_at, 1, 10), count(*) FROM notices GROUP BY 1, 2, 3"
+    )
+    outcomes = "SELECT debit_id, state, attempt FROM debits WHERE debit_id IN ({})"
+    told = (
+        "SELECT DISTINCT d.debit_id FROM debits d JOIN notices n ON n.debit_id = d.debit_id"
+        " AND n.attempt = d.attempt WHERE n.status = 'sent' AND n.outcome = ?"
+        " AND d.state IN ({}) ORDER BY d.debit_id"
+    )
 
 
 class SQLiteStore(SQLStore):
@@ -109,6 +118,7 @@ class SQLiteStore(SQLStore):
         self.busy_timeout = busy_timeout
         self.name = str(path)
         self._setup_cache(cache_size)
+        self._unit = False  # inside transaction()
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         try:
@@ -175,8 +185,24 @@ class SQLiteStore(SQLStore):
     # -- transactions ----------------------------------------------------------------------
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together: one fsync for many batches (replay uses it)."""
+        if self._unit:
+            raise StoreError(f"{self.path}: a transaction is already open")
+        with self._write():
+            self._unit = True
+            try:
+                yield
+            finally:
+                self._unit = False
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
+        if self._unit:  # inside transaction(): a savepoint, so a failed write undoes only itself
+            with self._savepoint(conn):
+                yield conn
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -196,6 +222,20 @@ class SQLiteStore(SQLStore):
             conn.execute("ROLLBACK")
             raise self._translate(exc) from None
 
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("SAVEPOINT write")
+        try:
+            yield
+        except BaseException as exc:
+            conn.execute("ROLLBACK TO write")
+            conn.execute("RELEASE write")
+            self._cache.clear()
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from None
+            raise
+        conn.execute("RELEASE write")
+
     def _translate(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
         if "locked" in text or "busy" in text:
@@ -213,8 +253,10 @@ class SQLiteStore(SQLStore):
     def _many(self, conn: sqlite3.Connection, query: str, rows: Sequence[Sequence[Any]]) -> None:
         conn.executemany(query, rows)
 
-    def _select_in(self, conn: sqlite3.Connection, query: str, ids: list[str]) -> list[Any]:
-        return conn.execute(query.format(", ".join("?" * len(ids))), ids).fetchall()
+    def _select_in(
+        self, conn: sqlite3.Connection, query: str, ids: list[str], params: Sequence[Any] = ()
+    ) -> list[Any]:
+        return conn.execute(query.format(", ".join("?" * len(ids))), [*params, *ids]).fetchall()
 
     def close(self) -> None:
         self.conn.close()
