@@ -25,11 +25,13 @@ def car_loan_book(
     seed: int = 2026,
     month: datetime = MONTH_START,
     legacy_notices: bool = True,
+    first: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Yield event records (DESIGN's JSON form) in arrival order for ``loans`` monthly debits."""
+    """Yield event records (DESIGN's JSON form) in arrival order for ``loans`` monthly debits,
+    numbered from ``first`` (books with distinct numbers have distinct event_ids)."""
     rng = random.Random(seed)
     arrivals: list[tuple[datetime, int, dict[str, Any]]] = []
-    for number in range(loans):
+    for number in range(first, first + loans):
         for arrival, record in _debit(rng, number, month):
             arrivals.append((arrival, len(arrivals), record))
             if legacy_notices and record["type"] in ("succeeded", "failed", "reversed"):
