@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest demo bench clean
+.PHONY: test lint typecheck pytest browser demo bench clean
 
 test: lint typecheck pytest
 
@@ -21,8 +21,17 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed
+pytest: $(BIN)/.installed browser
 	$(BIN)/pytest
+
+# One test renders the HTML report in Debian's chromium; where it cannot be installed
+# (not root, no apt), that test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium is not installed: the report-rendering test will skip"
 
 demo: $(BIN)/.installed
 	rm -f demo.sqlite demo.sqlite-wal demo.sqlite-shm

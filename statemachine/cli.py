@@ -149,7 +149,7 @@ def replay(
     if report_path is not None:
         report_path.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
     if html_path is not None:
-        html_path.write_text(html_report(summary, spec.diagram()), encoding="utf-8")
+        html_path.write_text(html_report(summary, spec), encoding="utf-8")
 
 
 def _progress(records: Iterable[Any]) -> Iterable[Any]:

@@ -220,7 +220,7 @@ def test_the_html_report_is_one_self_contained_page(tmp_path: Path) -> None:
     code, _ = invoke("replay", EXAMPLE, "--html", str(page))
     assert code == 0
     html = page.read_text()
-    assert html.count("<svg") == 5
+    assert html.count("<svg") == 6  # five charts and the state diagram
     for title in ("Debits by final state", "Events by verdict", "Contradictory notices prevented"):
         assert title in html
     assert "stateDiagram-v2" in html
@@ -273,3 +273,17 @@ def test_an_interrupted_replay_resumes_to_the_same_end(tmp_path: Path) -> None:
         d: clean.get(d) for d in clean.store.debit_ids()
     }
     resumed.close()
+
+
+def test_the_state_diagram_draws_every_state_and_transition_of_the_spec() -> None:
+    from statemachine import Spec
+    from statemachine.report import state_chart
+
+    spec = Spec.default()
+    svg = state_chart(spec)
+    pairs = {(edge.source, edge.dest) for edge in spec.transitions}
+    assert svg.count("<rect") == len(spec.states)
+    assert svg.count('marker-end="url(#arrow)"') == len(pairs)
+    for state in spec.states:
+        assert f">{state}</text>" in svg
+    assert "retried [next_attempt]" in svg
