@@ -380,8 +380,18 @@ def replay_logs(
     ``strict`` raises :class:`ReplayStopped` at the first bad line instead; ``progress`` wraps
     the stream of records (for example in a progress bar).
     """
+    return replay_records(replay, read_records(paths), strict=strict, progress=progress)
+
+
+def replay_records(
+    replay: Replay,
+    records: Iterable[tuple[str, bytes, Any]],
+    *,
+    strict: bool = False,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> ReplaySummary:
+    """:func:`replay_logs` over ``(origin, raw, parsed)`` records from any reader (importers)."""
     summary = ReplaySummary()
-    records: Iterable[tuple[str, bytes, Any]] = read_records(paths)
     if progress is not None:
         records = progress(records)
     with closing(_LegacyNotices()) as legacy:

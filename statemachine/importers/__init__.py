@@ -17,6 +17,7 @@ import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import IO, Any
@@ -81,6 +82,26 @@ def read(
         if not path.is_file():
             raise ImportFailed(path, None, "no such file")
     return reader(format)(files, options or ImportOptions())
+
+
+@contextmanager
+def staged(
+    format: str, paths: Iterable[str | Path], options: ImportOptions | None = None
+) -> Iterator[Iterator[tuple[str, bytes, dict[str, Any]]]]:
+    """Read a whole import into a temporary file, then stream it back as replay records
+    ``(origin, raw, event)``: a bad file stops the import before anything is replayed, and
+    memory stays small whatever the import's size."""
+    with tempfile.TemporaryFile() as spool:
+        for origin, event in read(format, paths, options):
+            spool.write(orjson.dumps([origin, event]) + b"\n")
+        spool.seek(0)
+
+        def records() -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+            for line in spool:
+                origin, event = orjson.loads(line)
+                yield origin, orjson.dumps(event), event
+
+        yield records()
 
 
 def write_jsonl(records: Iterable[Record], out: str | Path | IO[bytes]) -> int:
