@@ -29,6 +29,8 @@ from statemachine.stores.sqlite import SQL
 from statemachine.synthetic import car_loan_book
 
 OUTCOMES = {"succeeded", "failed", "reversed"}
+# Children start fresh: a forked child would carry the memory that wrote the log.
+SPAWN = multiprocessing.get_context("spawn")
 
 
 BOOK = 100_000  # loans a month in a long log: each month is generated, then written
@@ -102,8 +104,8 @@ def raw_run(log: Path, db: Path, results: multiprocessing.Queue) -> None:  # typ
 
 def measure(run: object, log: Path) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as folder:
-        results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-        child = multiprocessing.Process(target=run, args=(log, Path(folder) / "r.sqlite", results))  # type: ignore[arg-type]
+        results: multiprocessing.Queue = SPAWN.Queue()  # type: ignore[type-arg]
+        child = SPAWN.Process(target=run, args=(log, Path(folder) / "r.sqlite", results))  # type: ignore[arg-type]
         child.start()
         elapsed, rss_kib = results.get()
         child.join()
