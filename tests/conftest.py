@@ -22,10 +22,20 @@ STORES = ["memory", "sqlite", "postgres"]
 PG_DSN = os.environ.get("STATEMACHINE_PG_DSN")
 # Real files written by others (webhooks, return files, bank reports, event logs), kept beside
 # the project and never copied into it; STATEMACHINE_REALDATA points elsewhere.
-REALDATA = Path(
-    os.environ.get("STATEMACHINE_REALDATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "realdata"
-)
+
+
+def _find_realdata() -> Path:
+    """$STATEMACHINE_REALDATA, else the nearest ``shared/realdata`` beside the project or above."""
+    if os.environ.get("STATEMACHINE_REALDATA"):
+        return Path(os.environ["STATEMACHINE_REALDATA"])
+    root = Path(__file__).resolve().parents[1]
+    for folder in root.parents:
+        if (folder / "shared" / "realdata").is_dir():
+            return folder / "shared" / "realdata"
+    return root.parent / "shared" / "realdata"
+
+
+REALDATA = _find_realdata()
 
 
 @pytest.fixture
