@@ -10,7 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from statemachine import Engine, Event, ManualClock
+from statemachine.importers import Record
+from statemachine.replay import Replay
 
 T0 = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
 _counter = 0
@@ -62,3 +66,12 @@ def race_dispatchers(
     ]
     assert [w.wait(timeout=120) for w in workers] == [0] * processes
     return Counter(log.read_text().split())
+
+
+def replayed(records: list[Record]) -> Replay:
+    """Imported events replayed in memory on event time, every settle window flushed."""
+    replay = Replay(Engine.in_memory(clock=ManualClock()))
+    for origin, event in records:
+        replay.ingest(orjson.dumps(event), origin, parsed=event)
+    replay.finish()
+    return replay

@@ -10,9 +10,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import replayed
 
-from statemachine import Engine, Event, ManualClock
-from statemachine.importers import ImportFailed, ImportOptions, Record, read
+from statemachine import Event
+from statemachine.importers import ImportFailed, ImportOptions, read
 from statemachine.replay import Replay
 
 FIXTURES = "gocardless_alphagov_pay-direct-debit-connector"
@@ -45,14 +46,6 @@ def write(folder: Path, name: str, *bodies: list[dict[str, Any]]) -> Path:
     lines = [orjson.dumps({"events": events}) for events in bodies]
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
-
-
-def replayed(records: list[Record]) -> Replay:
-    replay = Replay(Engine.in_memory(clock=ManualClock()))
-    for origin, event in records:
-        replay.ingest(orjson.dumps(event), origin, parsed=event)
-    replay.finish()
-    return replay
 
 
 def verdicts(replay: Replay, debit_id: str) -> dict[str, str]:

@@ -6,14 +6,12 @@ from datetime import timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import replayed
 
-from statemachine import Engine, ManualClock
-from statemachine.importers import ImportFailed, ImportOptions, Record, read, write_jsonl
-from statemachine.replay import Replay
+from statemachine.importers import ImportFailed, ImportOptions, read, write_jsonl
 
 FOLDER = "iso20022_moov-io_iso20022"
 CHDD = "MsgId-CHDD-Musterfile/PmtInfId-CHDD-1/E2EId-CHDD-"
@@ -72,14 +70,6 @@ def files(folder: Path, *texts: str) -> list[Path]:
     for path, text in zip(paths, texts, strict=True):
         path.write_text(text, encoding="utf-8")
     return paths
-
-
-def replayed(records: list[Record]) -> Replay:
-    replay = Replay(Engine.in_memory(clock=ManualClock()))
-    for origin, event in records:
-        replay.ingest(orjson.dumps(event), origin, parsed=event)
-    replay.finish()
-    return replay
 
 
 def test_swiss_chdd_chain_ends_succeeded_whatever_the_argument_order(realdata: Path) -> None:

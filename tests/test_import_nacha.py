@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import replayed
 
-from statemachine import Engine, Event, ManualClock
+from statemachine import Event
 from statemachine.importers import ImportFailed, ImportOptions, Record, read
-from statemachine.replay import Replay
 
 FIXTURES = "nacha_moov-io_ach"
 TRACE = "121042880000001"  # the outbound debit of every built file
@@ -60,14 +59,6 @@ def write(folder: Path, name: str, content: str) -> Path:
     path = folder / name
     path.write_text(content)
     return path
-
-
-def replayed(records: list[Record]) -> Replay:
-    replay = Replay(Engine.in_memory(clock=ManualClock()))
-    for origin, event in records:
-        replay.ingest(orjson.dumps(event), origin, parsed=event)
-    replay.finish()
-    return replay
 
 
 def state(records: list[Record], debit_id: str = TRACE) -> str:

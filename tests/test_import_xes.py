@@ -9,14 +9,13 @@ from datetime import timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import replayed as replay_imported
 
-from statemachine import Engine, Event, ManualClock
+from statemachine import Engine, Event
 from statemachine.importers import ImportFailed, ImportOptions, Record, read
-from statemachine.replay import Replay
 
 BPIC = "eventlogs_pm4py-core/bpic2012.xes.gz"
 BILLING = "eventlogs_pm4py-core/14_Billing_1t_per_variant.xes.gz"
@@ -73,11 +72,7 @@ def records(*paths: Path, **options: object) -> list[Record]:
 
 
 def replayed(found: list[Record]) -> Engine:
-    replay = Replay(Engine.in_memory(clock=ManualClock()))
-    for origin, item in found:
-        replay.ingest(orjson.dumps(item), origin, parsed=item)
-    replay.finish()
-    return replay.engine
+    return replay_imported(found).engine
 
 
 def test_applications_become_debits_in_the_states_the_bundled_mapping_implies(
