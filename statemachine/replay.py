@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import heapq
 import os
 import sqlite3
 import sys
@@ -25,14 +24,14 @@ import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
 import attrs
 import orjson
 
-from .clock import ManualClock
+from .clock import DAWN, ManualClock
 from .debits import Result
 from .engine import Engine
 from .events import CREATED, FAILED, SUBMITTED, Event
@@ -119,13 +118,13 @@ class BatchedReplay(Replay):
         self._uncommitted = 0
         self._advances: list[tuple[int, datetime]] = []  # (batch position, clock) per advance
         self._touched: dict[str, int] = {}  # debit -> advances seen at its last notice-able event
-        self._heap: list[tuple[datetime, str, str]] = []  # queued notices: (due, notice, debit)
-        self._due: dict[str, datetime] = {}  # notice_id -> its latest due time
+        # Queued notices wait in the store, not in memory: a clock advance asks the store for
+        # those due since the last one, and only once it passes the earliest due time known.
+        # The first advance also finds what an interrupted replay left queued.
+        self._seen = self.clock.now  # crossings up to this time are collected
+        self._next: datetime | None = None  # earliest queued due time after it; None: ask
         self._crossed: dict[str, list[tuple[str, datetime]]] = {}  # debit -> (notice, when)
-        for notice in engine.notices():  # left queued by an earlier, interrupted replay
-            if notice.status is NoticeStatus.QUEUED:
-                self._due[notice.notice_id] = notice.due_at
-                heapq.heappush(self._heap, (notice.due_at, notice.notice_id, notice.debit_id))
+        self._crossed_ids: set[str] = set()
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
         raise TypeError("a BatchedReplay takes events through feed(); Replay.apply is per event")
@@ -175,6 +174,7 @@ class BatchedReplay(Replay):
             self._unit.__exit__(type(error), error, error.__traceback__)
             self._unit, self._open, self._uncommitted = ExitStack(), False, 0
         self._batch, self._advances, self._touched, self._crossed = [], [], {}, {}
+        self._crossed_ids, self._next = set(), None
 
     def flush(self) -> None:
         """Write the batch, then dispatch what its clock advances crossed, in time order."""
@@ -188,27 +188,27 @@ class BatchedReplay(Replay):
                 notice = result.notice
                 if notice is None or notice.status is not NoticeStatus.QUEUED:
                     continue
-                self._due[notice.notice_id] = notice.due_at
                 when = next((c for at, c in advances if at > position and c >= notice.due_at), None)
-                if when is None:
-                    heapq.heappush(self._heap, (notice.due_at, notice.notice_id, notice.debit_id))
-                else:
+                if when is None:  # due after the batch: the store holds it till a later advance
+                    self._expect(notice.due_at)
+                else:  # a re-planned notice comes twice; dispatch skips the version not due
                     self._crossed.setdefault(notice.debit_id, []).append((notice.notice_id, when))
-        crossed, self._crossed = self._crossed, {}
+        crossed, self._crossed, self._crossed_ids = self._crossed, {}, set()
         due = sorted(
             ((debit_id, notice_id, when) for debit_id, pairs in crossed.items()
              for notice_id, when in pairs),
             key=lambda item: item[2],
         )  # fmt: skip
-        for _, notice_id, _ in due:
-            self._due.pop(notice_id, None)
         if due:
-            self.dispatched.extend(self.engine.dispatch_notices(due, self.senders))
+            handled = self.engine.dispatch_notices(due, self.senders)
+            self.dispatched.extend(handled)
+            for notice in handled:
+                if notice.status is NoticeStatus.QUEUED:  # a delivery to retry later
+                    self._expect(notice.due_at)
 
     def finish(self) -> list[Notice]:
         self.flush()
-        waiting = [(d, n, due) for due, n, d in self._heap if self._due.get(n) == due]
-        self._heap, self._due = [], {}
+        waiting = self.engine.store.queued(DAWN, NEVER)
         handled: list[Notice] = []
         if waiting:
             end = max(due for _, _, due in waiting)
@@ -222,12 +222,24 @@ class BatchedReplay(Replay):
         return handled
 
     def _cross(self, now: datetime) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            due, notice_id, debit_id = heapq.heappop(self._heap)
-            if self._due.get(notice_id) == due:  # else re-planned since: a newer entry stands
+        """Collect the stored notices whose due time this advance reaches."""
+        since, self._seen = self._seen, now
+        if self._next is not None and now < self._next:
+            return
+        store = self.engine.store
+        # Inclusive: a notice planned at the last advance and due at once crosses at this one.
+        for debit_id, notice_id, _ in store.queued(since, now):
+            if notice_id not in self._crossed_ids:
+                self._crossed_ids.add(notice_id)
                 self._crossed.setdefault(debit_id, []).append((notice_id, now))
+        self._next = store.next_due(now) or NEVER
+
+    def _expect(self, due: datetime) -> None:
+        if self._next is not None and due < self._next:
+            self._next = due
 
 
+NEVER = datetime.max.replace(tzinfo=UTC)
 LEGACY_NOTICE = "notice_sent"
 RECENT = 1000  # notices a replay keeps at hand in ``dispatched``
 

@@ -282,3 +282,20 @@ def test_report_aggregates(make_engine: EngineFactory) -> None:
     assert engine.store.told("failed", ["failed"]) == []
     assert engine.store.outcomes(["a", "b", "zz"]) == {"a": ("succeeded", 1), "b": ("succeeded", 1)}
     assert engine.store.review_ids() == []
+
+
+def test_queued_notices_by_due_time(make_engine: EngineFactory) -> None:
+    clock = ManualClock(T0)
+    engine = make_engine(clock=clock)
+    engine.apply(ev("failed", 0, debit_id="a"))  # due after the settle window
+    engine.apply(ev("succeeded", 0, debit_id="b"))  # due at once
+    window = engine.spec.settle_window
+    assert [n for _, n, _ in engine.store.queued(T0, T0 + window)] == [
+        "b#1:succeeded",
+        "a#1:failed",
+    ]
+    assert engine.store.queued(T0 + timedelta(seconds=1), T0 + window - timedelta(seconds=1)) == []
+    assert engine.store.next_due(T0) == T0 + window
+    assert engine.store.next_due(T0 + window) is None
+    engine.dispatch_due([RecordingSender()], now=T0 + window)
+    assert engine.store.queued(T0, T0 + window) == []

@@ -81,6 +81,14 @@ class Store(Protocol):
         """Queued notices whose due time has come, earliest first."""
         ...
 
+    def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        """``(debit_id, notice_id, due_at)`` of queued notices due in [since, until], by due time."""
+        ...
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """The earliest due time later than ``after`` among queued notices, or None."""
+        ...
+
     def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
         """Due notices, claimed for ``lease``: other dispatchers skip them until it runs out."""
         ...

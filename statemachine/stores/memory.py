@@ -110,6 +110,26 @@ class MemoryStore:
                     due.add(notice)
         return sorted(due, key=lambda n: (n.due_at, n.debit_id, n.version))
 
+    def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        found = [
+            (n.debit_id, n.notice_id, n.due_at)
+            for record in self._debits.values()
+            for n in record.notices.values()
+            if n.status is NoticeStatus.QUEUED and since <= n.due_at <= until
+        ]
+        return sorted(found, key=lambda item: (item[2], item[1]))
+
+    def next_due(self, after: datetime) -> datetime | None:
+        return min(
+            (
+                n.due_at
+                for record in self._debits.values()
+                for n in record.notices.values()
+                if n.status is NoticeStatus.QUEUED and n.due_at > after
+            ),
+            default=None,
+        )
+
     def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
         due = self.due_notices(now)
         claimed = due if limit is None else due[:limit]

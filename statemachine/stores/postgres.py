@@ -98,6 +98,11 @@ class SQL(Queries):
         " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
         " GROUP BY d.debit_id HAVING max(e.occurred_at) < %s ORDER BY 2"
     )
+    queued = (
+        "SELECT debit_id, notice_id, due_at FROM notices WHERE status = 'queued'"
+        " AND due_at >= %s AND due_at <= %s ORDER BY due_at, notice_id"
+    )
+    next_due = "SELECT min(due_at) FROM notices WHERE status = 'queued' AND due_at > %s"
     notice_tally = (
         "SELECT kind, status, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)"
         " FROM notices GROUP BY 1, 2, 3"

@@ -59,6 +59,8 @@ class Queries:
         "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
     )
     stuck: ClassVar[str]
+    queued: ClassVar[str]  # (since, until)
+    next_due: ClassVar[str]  # (after,)
     notice_tally: ClassVar[str]
     outcomes: ClassVar[str]  # ids where _select_in puts them
     told: ClassVar[str]  # (outcome, states where _select_in puts them)
@@ -339,6 +341,16 @@ class SQLStore:
     def due_notices(self, now: datetime) -> list[Notice]:
         with self._read() as conn:
             return self._notices(conn.execute(self.SQL.due, (self._time_in(now),)))
+
+    def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        with self._read() as conn:
+            rows = conn.execute(self.SQL.queued, (self._time_in(since), self._time_in(until)))
+            return [(debit_id, notice_id, self._time_out(due)) for debit_id, notice_id, due in rows]
+
+    def next_due(self, after: datetime) -> datetime | None:
+        with self._read() as conn:
+            row = conn.execute(self.SQL.next_due, (self._time_in(after),)).fetchone()
+        return None if row is None or row[0] is None else self._time_out(row[0])
 
     def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
         """Due notices, claimed for ``lease`` so that other dispatchers pass them by."""

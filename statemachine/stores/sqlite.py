@@ -88,6 +88,11 @@ class SQL(Queries):
         " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
         " GROUP BY d.debit_id HAVING last < ? ORDER BY last"
     )
+    queued = (
+        "SELECT debit_id, notice_id, due_at FROM notices WHERE status = 'queued'"
+        " AND due_at >= ? AND due_at <= ? ORDER BY due_at, notice_id"
+    )
+    next_due = "SELECT min(due_at) FROM notices WHERE status = 'queued' AND due_at > ?"
     notice_tally = (
         "SELECT kind, status, substr(due_at, 1, 10), count(*) FROM notices GROUP BY 1, 2, 3"
     )
