@@ -199,8 +199,10 @@ class BatchedReplay(Replay):
              for notice_id, when in pairs),
             key=lambda item: item[2],
         )  # fmt: skip
-        if due:
-            handled = self.engine.dispatch_notices(due, self.senders)
+        for start in range(0, len(due), DISPATCH_CHUNK):  # a big clock jump: debits in chunks
+            handled = self.engine.dispatch_notices(
+                due[start : start + DISPATCH_CHUNK], self.senders
+            )
             self.dispatched.extend(handled)
             for notice in handled:
                 if notice.status is NoticeStatus.QUEUED:  # a delivery to retry later
@@ -214,10 +216,13 @@ class BatchedReplay(Replay):
             end = max(due for _, _, due in waiting)
             self.clock.advance_to(end)
             self._begin()
-            handled = self.engine.dispatch_notices(
-                [(d, n, self.clock.now) for d, n, _ in waiting], self.senders
-            )
-            self.dispatched.extend(handled)
+            for start in range(0, len(waiting), DISPATCH_CHUNK):
+                chunk = waiting[start : start + DISPATCH_CHUNK]
+                done = self.engine.dispatch_notices(
+                    [(d, n, self.clock.now) for d, n, _ in chunk], self.senders
+                )
+                self.dispatched.extend(done)
+                handled.extend(done)
         self.commit()
         return handled
 
@@ -240,6 +245,7 @@ class BatchedReplay(Replay):
 
 
 NEVER = datetime.max.replace(tzinfo=UTC)
+DISPATCH_CHUNK = 1000  # notices dispatched (and their debits read) at a time
 LEGACY_NOTICE = "notice_sent"
 RECENT = 1000  # notices a replay keeps at hand in ``dispatched``
 
