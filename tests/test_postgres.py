@@ -140,3 +140,21 @@ def test_a_foreign_schema_is_refused(target: str) -> None:
         conn.execute(f"CREATE TABLE {schema}.customers (id int)")
     with pytest.raises(StoreError, match="belongs to another application"):
         Engine.open(target)
+
+
+def test_a_batched_replay_into_postgresql_matches_one_in_memory(target: str) -> None:
+    from statemachine import ManualClock
+    from statemachine.replay import BatchedReplay, replay_logs
+    from statemachine.spec import bundled_path
+
+    example = [bundled_path("examples", "car-loans-month.jsonl")]
+    with Engine.open(target, clock=ManualClock()) as engine:
+        summary = replay_logs(BatchedReplay(engine, batch_size=300), example)
+        assert engine.verify() == []
+        stored = {d: engine.get(d) for d in engine.store.debit_ids()}
+        notices = sorted((n.notice_id, str(n.status), n.sent_at) for n in engine.notices())
+    clean = Engine.in_memory(clock=ManualClock())
+    expected = replay_logs(BatchedReplay(clean, batch_size=300), example)
+    assert stored == {d: clean.get(d) for d in clean.store.debit_ids()}
+    assert notices == sorted((n.notice_id, str(n.status), n.sent_at) for n in clean.notices())
+    assert summary.to_dict() == expected.to_dict()
