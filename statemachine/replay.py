@@ -76,10 +76,10 @@ class Replay:
         """Move the clock past every pending due time (settle windows, retries) and dispatch."""
         handled: list[Notice] = []
         for _ in range(self.engine.retry.max_deliveries + 1):
-            queued = [n for n in self.engine.notices() if n.status is NoticeStatus.QUEUED]
+            queued = self.engine.store.queued(DAWN, NEVER)
             if not queued:
                 break
-            self.clock.advance_to(max(n.due_at for n in queued))
+            self.clock.advance_to(max(due for _, _, due in queued))
             handled.extend(self.dispatch())
         return handled
 
