@@ -21,6 +21,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
@@ -188,7 +189,7 @@ class BatchedReplay(Replay):
                 notice = result.notice
                 if notice is None or notice.status is not NoticeStatus.QUEUED:
                     continue
-                when = next((c for at, c in advances if at > position and c >= notice.due_at), None)
+                when = _first_advance(advances, position, notice.due_at)
                 if when is None:  # due after the batch: the store holds it till a later advance
                     self._expect(notice.due_at)
                 else:  # a re-planned notice comes twice; dispatch skips the version not due
@@ -242,6 +243,27 @@ class BatchedReplay(Replay):
     def _expect(self, due: datetime) -> None:
         if self._next is not None and due < self._next:
             self._next = due
+
+
+def _first_advance(
+    advances: list[tuple[int, datetime]], position: int, due: datetime
+) -> datetime | None:
+    """The clock of the first advance after batch ``position`` that reaches ``due``, if any.
+
+    Positions and clocks both grow along ``advances``, so two bisections find it.
+
+    >>> from datetime import datetime, timezone
+    >>> t = [datetime(2026, 3, 5, h, tzinfo=timezone.utc) for h in range(4)]
+    >>> _first_advance([(0, t[1]), (3, t[2]), (5, t[3])], 3, t[1]) == t[3]
+    True
+    >>> _first_advance([(0, t[1]), (3, t[2])], 0, t[3]) is None
+    True
+    """
+    start = max(
+        bisect_right(advances, position, key=lambda a: a[0]),
+        bisect_left(advances, due, key=lambda a: a[1]),
+    )
+    return advances[start][1] if start < len(advances) else None
 
 
 NEVER = datetime.max.replace(tzinfo=UTC)
