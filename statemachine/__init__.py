@@ -21,11 +21,12 @@ from .errors import (
     StoreError,
 )
 from .events import Event
-from .notices import Notice, NoticeStatus, RecordingSender, RetryPolicy, Sender
+from .notices import CountingSender, Notice, NoticeStatus, RecordingSender, RetryPolicy, Sender
 from .precedence import Verdict
 from .spec import Spec
 
 __all__ = [
+    "CountingSender",
     "Debit",
     "DeliveryError",
     "Engine",
