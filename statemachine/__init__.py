@@ -9,8 +9,8 @@
 """
 
 from .clock import ManualClock, utc_now
-from .debits import Debit, Result, StoredEvent
-from .engine import Engine, Metrics
+from .dispatch import CountingSender, RecordingSender, RetryPolicy, Sender
+from .engine import Engine
 from .errors import (
     DeliveryError,
     InvalidDefinition,
@@ -21,8 +21,9 @@ from .errors import (
     StoreError,
 )
 from .events import Event
-from .notices import CountingSender, Notice, NoticeStatus, RecordingSender, RetryPolicy, Sender
+from .operations import Metrics
 from .precedence import Verdict
+from .records import Debit, Notice, NoticeStatus, Result, StoredEvent
 from .spec import Spec
 
 __all__ = [

@@ -17,21 +17,22 @@ import orjson
 from tqdm import tqdm
 
 from .clock import Clock, ManualClock, utc_now
+from .dispatch import Sender
 from .engine import Engine
 from .errors import SpecError, StoreError
 from .importers import FORMATS, ImportFailed, ImportOptions, staged, write_jsonl
 from .importers import read as read_import
-from .notices import Notice, Sender
 from .operations import check_alerts, prometheus_text
+from .records import Notice
 from .replay import (
     BatchedReplay,
     Replay,
     ReplayStopped,
     ReplaySummary,
+    html_report,
     replay_logs,
     replay_records,
 )
-from .report import html_report
 from .scenarios import Scenario, bundled_scenarios
 from .spec import Spec
 
@@ -200,7 +201,9 @@ def replay(
                 raise click.ClickException(str(exc)) from None
         engine = _open(db, spec, clock=ManualClock())
         stack.callback(engine.close)
-        feeder = Replay(engine) if batch_size == 1 else BatchedReplay(engine, batch_size=batch_size)
+        feeder: Replay | BatchedReplay = (
+            Replay(engine) if batch_size == 1 else BatchedReplay(engine, batch_size=batch_size)
+        )
         summary = _replay(feeder, logs, records, strict, progress)
     click.echo(summary.render())
     if report_path is not None:
@@ -210,7 +213,7 @@ def replay(
 
 
 def _replay(
-    feeder: Replay,
+    feeder: Replay | BatchedReplay,
     logs: tuple[str, ...],
     records: Iterable[tuple[str, bytes, Any]] | None,
     strict: bool,

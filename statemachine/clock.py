@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 DAWN = datetime.min.replace(tzinfo=UTC)
+
+
+def earlier(moment: datetime, span: timedelta) -> datetime:
+    """``moment - span``, or the dawn of time where that would fall before it.
+
+    >>> earlier(DAWN, timedelta(days=3)) == DAWN
+    True
+    """
+    try:
+        return moment - span
+    except OverflowError:
+        return DAWN
 
 
 def utc_now() -> datetime:

@@ -8,10 +8,16 @@
 Traceback (most recent call last):
 ...
 statemachine.errors.InvalidEvent: attempt: expected an integer >= 1, got 0
+
+Raw input of any kind takes one way in, :func:`parse_input`, which never raises:
+
+>>> parse_input(b'{"event_id": "gw-2", "type": "paid"}')[0].reason
+'debit_id: expected a value (the field is required), got None'
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -189,3 +195,78 @@ def parse_time(value: object, field: str = "occurred_at") -> datetime:
     if moment.utcoffset() is None:
         raise InvalidEvent(field, "a UTC offset (a naive time is ambiguous)", value)
     return moment
+
+
+@attrs.frozen(slots=True)
+class Refusal:
+    """Input that is not an event: why, and the debit_id and event_id it named where they
+    could be read, to file it under. It is stored with verdict ``invalid`` and its raw text."""
+
+    reason: str
+    debit_id: str | None = None
+    event_id: str | None = None
+
+
+def parse_input(
+    raw: str | bytes | Mapping[str, Any], parsed: Mapping[str, Any] | None = None
+) -> tuple[Event | Refusal, str]:
+    """The one way in: raw input (a JSON line as text or bytes, or a mapping) to an event or a
+    refusal, with the text to store as received. Never raises for bad input.
+
+    ``parsed`` is the input already decoded into DESIGN's fields (a CSV row, say), ``raw``
+    then being the line it came from.
+
+    >>> event, text = parse_input('{"event_id": "gw-1", "debit_id": "d-1", "type": "failed",'
+    ...                           ' "occurred_at": "2026-03-05T10:00:00+00:00"}')
+    >>> event.type, text[:17]
+    ('failed', '{"event_id": "gw-')
+    >>> parse_input(b'{"event_id": "gw-1", "reason": "\\xff"}')[0]
+    Refusal(reason='line: expected UTF-8 text, got byte 0xff at offset 32', debit_id=None, event_id=None)
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 1].hex()
+            reason = f"line: expected UTF-8 text, got byte 0x{bad} at offset {exc.start}"
+            return Refusal(reason), raw.decode("utf-8", "backslashreplace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        text = _as_text(raw)
+    fields: object = parsed if parsed is not None else raw
+    try:
+        if isinstance(fields, Mapping):
+            return Event.from_dict(fields), text
+        return Event.from_json(text), text
+    except InvalidEvent as exc:
+        return Refusal(str(exc), *_salvage_ids(fields if parsed is not None else text)), text
+
+
+def _as_text(value: object) -> str:
+    """A mapping given as input, as JSON text to store; whatever cannot be JSON, as best it can."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return f"<input of type {type(value).__name__} that is not JSON>"
+
+
+def _salvage_ids(raw: object) -> tuple[str | None, str | None]:
+    """The debit_id and event_id of unusable input, when they can be read, to file it under."""
+    data: object = raw
+    if isinstance(raw, str | bytes):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None, None
+    if not isinstance(data, Mapping):
+        return None, None
+    debit_id, event_id = data.get("debit_id"), data.get("event_id")
+    return (
+        debit_id if isinstance(debit_id, str) and debit_id else None,
+        event_id if isinstance(event_id, str) and event_id else None,
+    )

@@ -1,4 +1,7 @@
-"""Operations: Prometheus exposition of ``engine.metrics()`` and alerts on configured bounds.
+"""Operations: metrics, stuck debits and their inquiry, P6 verification, misinformed
+customers, Prometheus exposition and alerts on configured bounds.
+
+The engine's ``metrics``, ``stuck``, ``inquire``, ``verify`` and ``misinformed`` call these.
 
 >>> from statemachine import Engine
 >>> metrics = Engine.in_memory().metrics()
@@ -11,12 +14,142 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
 
 import attrs
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from .engine import Metrics
+from .events import FAILED, REVERSED, SUCCEEDED, Event
+from .notices import last_told, matches
+from .precedence import Verdict, fold
+from .records import Debit, Notice, NoticeStatus, Result
+from .spec import Spec
+
+if TYPE_CHECKING:
+    from .stores.base import StoreAdapter
+
+
+@attrs.frozen
+class Metrics:
+    """Counts for operations: ``engine.metrics()``."""
+
+    events_by_verdict: dict[str, int]
+    debits_by_state: dict[str, int]
+    notices_by_status: dict[str, int]
+    needs_review: int
+    unknown_sources: dict[str, int]
+    stuck: int = 0
+    succeeded_states: frozenset[str] = frozenset({SUCCEEDED})
+    outcome_states: frozenset[str] = frozenset({SUCCEEDED, FAILED, REVERSED})
+
+    @property
+    def events(self) -> int:
+        return sum(self.events_by_verdict.values())
+
+    @property
+    def debits(self) -> int:
+        return sum(self.debits_by_state.values())
+
+    @property
+    def conflicts(self) -> int:
+        return self.events_by_verdict.get(Verdict.CONFLICT, 0)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Debits collected (succeeded) among debits with an outcome."""
+        finished = sum(self.debits_by_state.get(s, 0) for s in self.outcome_states)
+        won = sum(self.debits_by_state.get(s, 0) for s in self.succeeded_states)
+        return won / finished if finished else None
+
+    @property
+    def delivery_rate(self) -> float | None:
+        """Notices sent among notices whose delivery ended (sent or failed)."""
+        sent = self.notices_by_status.get(NoticeStatus.SENT, 0)
+        ended = sent + self.notices_by_status.get(NoticeStatus.FAILED, 0)
+        return sent / ended if ended else None
+
+
+def metrics(store: StoreAdapter, spec: Spec, stuck: int) -> Metrics:
+    """The store's counts as :class:`Metrics`; ``stuck`` is the number of stuck debits."""
+    counts = store.counts()
+    unknown = {s: n for s, n in counts.sources.items() if s not in spec.authorities}
+    return Metrics(
+        counts.verdicts,
+        counts.states,
+        counts.notices,
+        counts.needs_review,
+        unknown,
+        stuck,
+        frozenset({spec.state_after(SUCCEEDED)}),
+        spec.outcomes,
+    )
+
+
+def stuck(store: StoreAdapter, spec: Spec, before: datetime) -> list[tuple[str, datetime]]:
+    """Debits submitted (the spec's state after ``submitted``) whose latest news is older than
+    ``before``: listed for inquiry, never failed automatically. Oldest first."""
+    return store.stuck(spec.in_flight, before)
+
+
+def inquire(
+    store: StoreAdapter,
+    apply: Callable[[Event], Result],
+    ask: Callable[[Debit], Event | None],
+    debit_ids: Iterable[str],
+) -> list[Result]:
+    """Ask about each debit; ``ask`` turns the gateway's answer into an event (or None)."""
+    results = []
+    for debit_id in debit_ids:
+        record = store.debit(debit_id)
+        answer = ask(record.snapshot()) if record is not None else None
+        if answer is not None:
+            results.append(apply(answer))
+    return results
+
+
+def facts(store: StoreAdapter, debit_id: str) -> list[Event]:
+    """The debit's accepted events, in arrival order."""
+    return [
+        stored.event
+        for stored in store.history(debit_id)
+        if stored.event is not None and stored.verdict not in (Verdict.DUPLICATE, Verdict.INVALID)
+    ]
+
+
+def verify(store: StoreAdapter, spec: Spec) -> list[str]:
+    """P6 for every debit: the debits whose live state differs from a rebuild, described."""
+    problems = []
+    for debit_id in store.debit_ids():
+        live = store.debit(debit_id)
+        accepted = facts(store, debit_id)
+        rebuilt = fold(accepted, spec)
+        assert live is not None
+        if (live.state, live.attempt, live.needs_review, live.version) != (
+            rebuilt.state,
+            rebuilt.attempt,
+            rebuilt.needs_review,
+            len(accepted),
+        ):
+            problems.append(
+                f"{debit_id}: live {live.state}@{live.attempt} review={live.needs_review} "
+                f"version {live.version}, rebuilt {rebuilt.state}@{rebuilt.attempt} "
+                f"review={rebuilt.needs_review} version {len(accepted)}"
+            )
+    return problems
+
+
+def misinformed(store: StoreAdapter, spec: Spec) -> list[tuple[str, Notice, Debit]]:
+    """Debits whose customer's last notice no longer states the outcome, with that notice."""
+    found = []
+    for debit_id in store.debit_ids():
+        record = store.debit(debit_id)
+        assert record is not None
+        told = last_told(record.notices.values())
+        if told is not None and not matches(told, record) and record.state in spec.outcomes:
+            found.append((debit_id, told, record.snapshot()))
+    return found
+
 
 _VALUES: Final = (
     "events",

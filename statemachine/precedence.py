@@ -8,6 +8,7 @@ attempts (P4). The verdict of an arrival comes from comparing the fold before an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -40,7 +41,7 @@ class Verdict(StrEnum):
 
 # P2: where each event type sits within its attempt. `retried(n)` opens attempt n, so it leads it.
 POSITION: Final = {RETRIED: -1, CREATED: 0, SUBMITTED: 1, SUCCEEDED: 2, FAILED: 2, REVERSED: 3}
-COLLECTED: Final = frozenset({SUCCEEDED, REVERSED})
+CORRECTION_KIND: Final = "correction"
 DOUBLE_COLLECTION_RISK: Final = "double_collection_risk"
 
 # (authority, occurred_at, 1 for success): the larger report wins an attempt's outcome (P3).
@@ -120,7 +121,7 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
                 best, winner = power, event
         state = edge.dest
     # P4: a late success returned the debit to an attempt after a later one was submitted.
-    review = ahead and state in COLLECTED
+    review = ahead and state in spec.collected
     return Fold(
         state,
         attempt,
@@ -133,21 +134,21 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
     )
 
 
-def classify(event: Event, before: Fold | None, after: Fold) -> tuple[Verdict, str]:
+def classify(event: Event, before: Fold | None, after: Fold, spec: Spec) -> tuple[Verdict, str]:
     """The verdict and reason of ``event``, which moved the debit from ``before`` to ``after``."""
     if event.attempt > after.attempt or (
         before is not None and _position(before) == _position(after)
     ):
         # An event for an attempt the debit is not on is parked even when it raises the
         # review flag (P4): the flag is its only effect, and the reason says so.
-        verdict, reason = _unchanged(event, after)
+        verdict, reason = _unchanged(event, after, spec)
         if after.needs_review and (before is None or not before.needs_review):
             reason += f"; needs review: {after.review_reason}"
         return verdict, reason
-    return Verdict.APPLIED, describe(before, after)
+    return Verdict.APPLIED, describe(before, after, spec)
 
 
-def describe(before: Fold | None, after: Fold) -> str:
+def describe(before: Fold | None, after: Fold, spec: Spec) -> str:
     if before is None:
         text = f"new debit, {after.state}"
         if after.attempt != 1:
@@ -160,18 +161,17 @@ def describe(before: Fold | None, after: Fold) -> str:
             f"back from attempt {before.attempt} ({before.state})"
         )
     else:
-        text = transition_text(before.state, after.state)
+        text = transition_text(before.state, after.state, spec)
     if after.needs_review and (before is None or not before.needs_review):
         text += f"; needs review: {after.review_reason}"
     return text
 
 
-def transition_text(source: str, dest: str) -> str:
+def transition_text(source: str, dest: str, spec: Spec) -> str:
+    """``source → dest``, marked when the spec calls that move a correction."""
     text = f"{source} → {dest}"
-    if (
-        source != dest
-        and {source, dest} <= {SUCCEEDED, FAILED, REVERSED}
-        and (source, dest) != (SUCCEEDED, REVERSED)
+    if any(
+        e.kind == CORRECTION_KIND and (e.source, e.dest) == (source, dest) for e in spec.transitions
     ):
         text += " (correction)"
     return text
@@ -181,7 +181,7 @@ def _position(fold: Fold) -> tuple[str, int, bool]:
     return fold.state, fold.attempt, fold.needs_review
 
 
-def _unchanged(event: Event, after: Fold) -> tuple[Verdict, str]:
+def _unchanged(event: Event, after: Fold, spec: Spec) -> tuple[Verdict, str]:
     attempt = event.attempt
     if event.type == RETRIED:
         if attempt <= after.attempt:
@@ -193,7 +193,7 @@ def _unchanged(event: Event, after: Fold) -> tuple[Verdict, str]:
             )
         return Verdict.PARKED, f"waits for attempt {attempt - 1} to open"
     if attempt > after.attempt:
-        if after.state in COLLECTED:
+        if after.state in spec.collected:
             return Verdict.PARKED, (
                 f"attempt {attempt} is not open: attempt {after.attempt} is {after.state}"
             )
@@ -203,11 +203,17 @@ def _unchanged(event: Event, after: Fold) -> tuple[Verdict, str]:
     winner = after.winner
     if event.type in OUTCOME_TYPES and winner is not None and event.type != _outcome_of(winner):
         return Verdict.CONFLICT, f"contradicts {_outcome_of(winner)} from {_cite(winner)}"
-    if event.type == REVERSED and after.state == FAILED and winner is not None:
+    if event.type == REVERSED and after.state == spec.failed and winner is not None:
         return Verdict.CONFLICT, f"reversal of a failed attempt (failed by {_cite(winner)})"
-    if POSITION[event.type] < POSITION.get(after.state, 0):
+    if POSITION[event.type] < _state_positions(spec).get(after.state, 0):
         return Verdict.STALE, f"behind the debit's position ({after.state})"
     return Verdict.STALE, f"already {after.state} on attempt {attempt}: corroborates it"
+
+
+@functools.cache
+def _state_positions(spec: Spec) -> dict[str, int]:
+    """Where each of the spec's states sits within an attempt: that of the event leading to it."""
+    return {spec.state_after(t): p for t, p in sorted(POSITION.items(), key=lambda i: i[1])}
 
 
 def _outcome_of(event: Event) -> str:

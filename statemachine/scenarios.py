@@ -21,7 +21,7 @@ import attrs
 from .clock import ManualClock
 from .engine import Engine
 from .events import Event, parse_time
-from .notices import Notice
+from .records import Notice
 from .replay import Replay
 from .spec import Spec
 

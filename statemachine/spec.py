@@ -1,10 +1,18 @@
 """The debit machine as data: load a spec file, validate it, build the one shared Machine.
 
+The transition table in ``specs/debit.toml`` drives the fold (``precedence.py``): each event
+is a trigger, each guard a precedence check the fold evaluates. The ``transitions`` Machine
+built from the same table validates it and draws it (``statemachine diagram``); it does not
+decide. Code outside this module names states only through the spec: :meth:`Spec.state_after`
+says which state an event type leads to, so a spec may call its states what it likes.
+
 >>> spec = Spec.default()
 >>> spec.edge("submitted", "succeeded").kind
 'step'
 >>> spec.authority("settlement"), spec.authority("no-such-source")
 (3, 2)
+>>> spec.in_flight, sorted(spec.collected)
+('submitted', ['reversed', 'succeeded'])
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import attrs
 from transitions.extensions import GraphMachine
 
 from .errors import SpecError
-from .events import EVENT_TYPES, RETRIED
+from .events import EVENT_TYPES, FAILED, RETRIED, REVERSED, SUBMITTED, SUCCEEDED
 
 KINDS: Final = frozenset({"step", "skip-ahead", "correction", "corroboration", "retry"})
 STRONGER: Final = "stronger"
@@ -80,12 +88,34 @@ class Spec:
     transitions: tuple[Edge, ...]
     origin: str = "<dict>"
     edges: Mapping[tuple[str, str], Edge] = attrs.field(init=False)
+    after: Mapping[str, str] = attrs.field(init=False)
     machine: GraphMachine = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         edges = {(edge.source, edge.trigger): edge for edge in self.transitions}
         object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "after", _states_after(self.transitions, self.origin))
         object.__setattr__(self, "machine", self._build_machine())
+
+    def state_after(self, trigger: str) -> str:
+        """The state an event of type ``trigger`` moves a debit to; the trigger's own name when
+        the spec has no such move."""
+        return self.after.get(trigger, trigger)
+
+    @property
+    def in_flight(self) -> str:
+        """The state of a debit submitted and awaiting its outcome: stuck if it stays."""
+        return self.state_after(SUBMITTED)
+
+    @property
+    def collected(self) -> frozenset[str]:
+        """The states of an attempt whose money was taken (succeeded, or since reversed)."""
+        return frozenset({self.state_after(SUCCEEDED), self.state_after(REVERSED)})
+
+    @property
+    def failed(self) -> str:
+        """The failure state, whose notice waits the settle window (N2)."""
+        return self.state_after(FAILED)
 
     @classmethod
     @functools.cache
@@ -242,6 +272,21 @@ def _edges(raw: object, states: set[str], fail: Any) -> list[Edge]:
         assert isinstance(dest, str)
         edges.extend(Edge(trigger, source, dest, kind, guard) for source in sources)
     return edges
+
+
+def _states_after(edges: tuple[Edge, ...], origin: str) -> dict[str, str]:
+    """Each trigger's destination among the moves that change state: one per trigger."""
+    after: dict[str, str] = {}
+    for edge in edges:
+        if edge.source == edge.dest or edge.trigger == RETRIED:
+            continue
+        seen = after.setdefault(edge.trigger, edge.dest)
+        if seen != edge.dest:
+            raise SpecError(
+                f"{origin}: trigger {edge.trigger!r} leads to both {seen!r} and {edge.dest!r}; "
+                "every move of one event type must end in the same state"
+            )
+    return after
 
 
 def _reachable(initial: str, edges: tuple[Edge, ...]) -> set[str]:

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from .clock import ManualClock
-from .debits import Debit
+from .dispatch import RecordingSender, Sender
 from .engine import Engine
 from .events import (
     CREATED,
@@ -47,8 +47,8 @@ from .events import (
     SUCCEEDED,
     Event,
 )
-from .notices import Notice, RecordingSender, Sender
-from .precedence import COLLECTED, POSITION, Verdict, fold
+from .precedence import POSITION, Verdict, fold
+from .records import Debit, Notice
 from .spec import Spec
 
 SOURCES = ("operator", "settlement", "gateway", "internal", "legacy-core")
@@ -360,7 +360,7 @@ def stateful_test(
                 ahead = any(
                     e.attempt > live.attempt and POSITION[e.type] >= 1 for e in facts.values()
                 )
-                assert live.needs_review == (ahead and live.state in COLLECTED), (
+                assert live.needs_review == (ahead and live.state in self.spec.collected), (
                     f"{debit_id}: needs_review={live.needs_review} not warranted by its events"
                 )
                 # Once everything has arrived, the debit ends where its true history did.

@@ -94,7 +94,7 @@ def test_writes_are_all_or_nothing(
     def boom(*args: object) -> None:
         raise RuntimeError("planner crashed")
 
-    monkeypatch.setattr("statemachine.engine.plan", boom)
+    monkeypatch.setattr("statemachine.decide.plan", boom)
     with pytest.raises(RuntimeError, match="planner crashed"):
         engine.apply(failing)
     monkeypatch.undo()
@@ -119,7 +119,7 @@ def test_batches_are_all_or_nothing(
         if len(calls) == 2:
             raise RuntimeError("planner crashed")
 
-    monkeypatch.setattr("statemachine.engine.plan", flaky)
+    monkeypatch.setattr("statemachine.decide.plan", flaky)
     with pytest.raises(RuntimeError):
         engine.apply_many([ev("succeeded", 0, debit_id="a"), ev("succeeded", 0, debit_id="b")])
     assert engine.get("a") is None

@@ -3,6 +3,7 @@ deliberately broken ones, printing the shrunk counterexample."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine import Engine, Event, ManualClock, Sender, Spec
-from statemachine.debits import DebitRecord
-from statemachine.notices import check_senders
+from statemachine.decide import Decider
+from statemachine.dispatch import check_senders
 from statemachine.precedence import fold
+from statemachine.records import DebitRecord
 from statemachine.stores.base import Decision
 from statemachine.testing import History, deliveries, histories, run_harness, specs, stateful_test
 
@@ -82,13 +84,13 @@ def test_the_harness_runs_under_a_spec_variation() -> None:
 # Deliberately broken engines ----------------------------------------------------------------
 
 
-class LastWriteWins(Engine):
+class LastWriteWins(Decider):
     """Ignores precedence: the latest report on the current attempt sets the state."""
 
-    def _decide(
+    def __call__(
         self, event: Event, record: DebitRecord | None, prior: Event | None, now: Any = None
     ) -> Decision:
-        result, changed, accepted, notice = super()._decide(event, record, prior, now)
+        result, changed, accepted, notice = super().__call__(event, record, prior, now)
         if (
             changed is not None
             and accepted
@@ -99,13 +101,24 @@ class LastWriteWins(Engine):
         return result, changed, accepted, notice
 
 
-class NoDeduplication(Engine):
+class NoDeduplication(Decider):
     """Forgets every event_id it has seen."""
 
-    def _decide(
+    def __call__(
         self, event: Event, record: DebitRecord | None, prior: Event | None, now: Any = None
     ) -> Decision:
-        return super()._decide(event, record, None, now)
+        return super().__call__(event, record, None, now)
+
+
+def deciding(decider: type[Decider]) -> Callable[[Spec, ManualClock], Engine]:
+    """An in-memory engine that decides arrivals with ``decider``."""
+
+    def make(spec: Spec, clock: ManualClock) -> Engine:
+        engine = Engine.in_memory(spec=spec, clock=clock)
+        engine.decide = decider(spec, clock)
+        return engine
+
+    return make
 
 
 class BlindNotifier(Engine):
@@ -116,8 +129,8 @@ class BlindNotifier(Engine):
         now = self.clock() if now is None else now
         handled = []
         for notice in self.store.claim_due(now, timedelta(minutes=5)):
-            delivered = self._deliver(notice, channels, now)
-            self.store.save_notice(delivered)
+            delivered = self.dispatcher.deliver(notice, channels, now)
+            self.store.save_notices([delivered])
             handled.append(delivered)
         return handled
 
@@ -127,8 +140,8 @@ def no_settle_window(spec: Spec, clock: ManualClock) -> Engine:
 
 
 BROKEN = {
-    "last write wins": lambda spec, clock: LastWriteWins.in_memory(spec=spec, clock=clock),
-    "no deduplication": lambda spec, clock: NoDeduplication.in_memory(spec=spec, clock=clock),
+    "last write wins": deciding(LastWriteWins),
+    "no deduplication": deciding(NoDeduplication),
     "no settle window": no_settle_window,
     "notifier that does not re-check state": lambda spec, clock: BlindNotifier.in_memory(
         spec=spec, clock=clock

@@ -277,7 +277,7 @@ def test_an_interrupted_replay_resumes_to_the_same_end(tmp_path: Path) -> None:
 
 def test_the_state_diagram_draws_every_state_and_transition_of_the_spec() -> None:
     from statemachine import Spec
-    from statemachine.report import state_chart
+    from statemachine.replay.report import state_chart
 
     spec = Spec.default()
     svg = state_chart(spec)

@@ -1,28 +1,40 @@
-"""The store interface. The engine decides; a store reads, and writes each decision atomically."""
+"""The store interface, split by who needs it. The engine decides; a store reads, and writes
+each decision atomically.
+
+An adapter implements :class:`Store` (the write path and the reads the engine needs) and
+:class:`Outbox` (dispatch claims). :class:`Reports` (what operations and the replay summary ask)
+comes for free from :class:`DerivedReports`, which answers it from the two; an SQL store
+overrides it with queries.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import attrs
 
-from ..debits import DebitRecord, Result, StoredEvent
+from ..decide import Decide, Decision
 from ..events import Event
-from ..notices import Notice
+from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 
-# What the engine decided about one arrival, for the store to write in one transaction:
-# (result, the debit record to write or None when untouched, whether the event joins the
-# debit's facts, the notice planned with the change or None). A plain tuple: apply is hot.
-Decision = tuple[Result, DebitRecord | None, bool, Notice | None]
+__all__ = [
+    "Decide",
+    "Decision",
+    "DerivedReports",
+    "Item",
+    "Outbox",
+    "Reports",
+    "Store",
+    "StoreAdapter",
+    "StoreCounts",
+]
 
-
-# decide(event, record, prior, now): ``now`` is the time the engine plans notices at, or
-# None for its clock's.
-Decide = Callable[[Event, DebitRecord | None, Event | None, datetime | None], Decision]
 Item = tuple[Event, str | None, str | None, datetime | None]  # (event, raw, origin, now)
+Stop = Callable[[Result], bool]
 
 
 @attrs.frozen
@@ -37,19 +49,26 @@ class StoreCounts:
 
 
 class Store(Protocol):
-    """Everything the engine needs from persistence.
+    """The write path and the reads the engine needs.
 
-    ``execute`` runs ``decide(event, record, prior, None)`` with the debit's record (None if new) and the
-    accepted event already stored under the same event_id (None if none), then writes the
-    arrival, the record and the notice together. ``decide`` may change the record it is given.
+    ``execute`` runs ``decide(event, record, prior, None)`` with the debit's record (None if
+    new) and the accepted event already stored under the same event_id (None if none), then
+    writes the arrival, the record and the notice together. ``decide`` may change the record
+    it is given.
     """
 
     def execute(
         self, event: Event, decide: Decide, raw: str | None, origin: str | None
     ) -> Result: ...
 
-    def execute_many(self, items: Iterable[Item], decide: Decide) -> list[Result]:
-        """``execute`` for each (event, raw, origin, now), in one transaction where it can."""
+    def execute_many(
+        self, items: Iterable[Item], decide: Decide, stop: Stop | None = None
+    ) -> list[Result]:
+        """``execute`` for each (event, raw, origin, now), in one transaction where it can.
+
+        With ``stop``, the batch ends after the first result for which it is true: the items
+        after it are neither decided nor written.
+        """
         ...
 
     def reject(
@@ -77,8 +96,25 @@ class Store(Protocol):
 
     def notices(self, debit_id: str | None = None) -> list[Notice]: ...
 
-    def due_notices(self, now: datetime) -> list[Notice]:
-        """Queued notices whose due time has come, earliest first."""
+    def transaction(self) -> AbstractContextManager[None]:
+        """A unit of work: writes inside it commit together at its end, or not at all.
+
+        Reads inside see its writes. A store without such units writes each call on its own.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class Outbox(Protocol):
+    """What dispatch needs: due notices claimed for a lease, and their new status recorded."""
+
+    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
+        """Due notices, claimed for ``lease``: other dispatchers skip them until it runs out."""
+        ...
+
+    def save_notices(self, notices: Iterable[Notice]) -> None:
+        """Record dispatched notices' new status, in one transaction; this releases claims."""
         ...
 
     def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
@@ -89,29 +125,15 @@ class Store(Protocol):
         """The earliest due time later than ``after`` among queued notices, or None."""
         ...
 
-    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
-        """Due notices, claimed for ``lease``: other dispatchers skip them until it runs out."""
-        ...
 
-    def save_notice(self, notice: Notice) -> None:
-        """Record a dispatched notice's new status; this releases its claim."""
-        ...
-
-    def save_notices(self, notices: Iterable[Notice]) -> None:
-        """``save_notice`` for several, in one transaction where the store has them."""
-        ...
-
-    def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
-        """Debits in ``submitted`` whose latest event occurred before ``before``, oldest first."""
-        ...
+class Reports(Protocol):
+    """Aggregates for operations and the replay summary; see :class:`DerivedReports`."""
 
     def counts(self) -> StoreCounts: ...
 
-    def transaction(self) -> AbstractContextManager[None]:
-        """A unit of work: writes inside it commit together at its end, or not at all.
-
-        Reads inside see its writes. A store without such units writes each call on its own.
-        """
+    def stuck(self, state: str, before: datetime) -> list[tuple[str, datetime]]:
+        """Debits in ``state`` whose latest accepted event occurred before ``before``, oldest
+        first, with that time."""
         ...
 
     def notice_tally(self) -> list[tuple[str, str, str, int]]:
@@ -131,4 +153,74 @@ class Store(Protocol):
         ``outcome``, in id order."""
         ...
 
-    def close(self) -> None: ...
+
+class StoreAdapter(Store, Outbox, Reports, Protocol):
+    """Everything the engine, dispatch and operations use: what an adapter provides."""
+
+
+class DerivedReports:
+    """:class:`Reports` answered from :class:`Store`'s reads, debit by debit: correct for any
+    store, and fast enough where the debits are in memory."""
+
+    def debit_ids(self) -> Iterable[str]:
+        raise NotImplementedError
+
+    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
+        raise NotImplementedError
+
+    def history(self, debit_id: str | None) -> list[StoredEvent]:
+        raise NotImplementedError
+
+    def _records(self) -> Iterable[DebitRecord]:
+        return self.debits(self.debit_ids()).values()
+
+    def counts(self) -> StoreCounts:
+        states: Counter[str] = Counter()
+        notices: Counter[str] = Counter()
+        sources: Counter[str] = Counter()
+        verdicts: Counter[str] = Counter(str(h.verdict) for h in self.history(None))
+        review = 0
+        for record in self._records():
+            states[record.state] += 1
+            sources.update(event.source for event in record.facts)
+            review += record.needs_review
+            notices.update(str(notice.status) for notice in record.notices.values())
+            verdicts.update(str(h.verdict) for h in self.history(record.debit_id))
+        return StoreCounts(dict(verdicts), dict(states), dict(notices), review, dict(sources))
+
+    def stuck(self, state: str, before: datetime) -> list[tuple[str, datetime]]:
+        found = []
+        for record in self._records():
+            if record.state == state and record.facts:
+                last = max(event.occurred_at for event in record.facts)
+                if last < before:
+                    found.append((record.debit_id, last))
+        return sorted(found, key=lambda item: (item[1], item[0]))
+
+    def notice_tally(self) -> list[tuple[str, str, str, int]]:
+        tally: Counter[tuple[str, str, str]] = Counter(
+            (n.kind, n.status.value, n.due_at.astimezone(UTC).date().isoformat())
+            for record in self._records()
+            for n in record.notices.values()
+        )
+        return [(kind, status, day, count) for (kind, status, day), count in tally.items()]
+
+    def review_ids(self) -> list[str]:
+        return sorted(record.debit_id for record in self._records() if record.needs_review)
+
+    def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
+        return {d: (r.state, r.attempt) for d, r in self.debits(debit_ids).items()}
+
+    def told(self, outcome: str, states: Iterable[str]) -> list[str]:
+        wanted = set(states)
+        return sorted(
+            record.debit_id
+            for record in self._records()
+            if record.state in wanted
+            and any(
+                n.status is NoticeStatus.SENT
+                and n.outcome == outcome
+                and n.attempt == record.attempt
+                for n in record.notices.values()
+            )
+        )

@@ -1,4 +1,7 @@
-"""In-memory store: for tests and pure embedding. Nothing survives the process."""
+"""In-memory store: for tests and pure embedding. Nothing survives the process.
+
+Its reports are derived from its records (:class:`~statemachine.stores.base.DerivedReports`).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,19 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from ..debits import DebitRecord, Result, StoredEvent
+from ..decide import Decide
 from ..events import Event
-from ..notices import Notice, NoticeStatus
 from ..precedence import Verdict
-from .base import Decide, Item, StoreCounts
+from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
+from .base import DerivedReports, Item, Stop, StoreCounts
 
 # One arrival as kept here: (seq, event, verdict, reason, raw, origin, debit_id, event_id).
 _Entry = tuple[int, Event | None, Verdict, str, str | None, str | None, str | None, str | None]
 
 
-class MemoryStore:
+class MemoryStore(DerivedReports):
     """Keeps live records in dicts; ``execute`` is all-or-nothing because decide mutates last."""
 
     def __init__(self) -> None:
@@ -28,6 +31,8 @@ class MemoryStore:
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
         self._claims: dict[str, datetime] = {}  # notice_id -> end of its dispatch lease
         self._seq = 0
+
+    # -- the write path --------------------------------------------------------------------
 
     def execute(
         self,
@@ -55,9 +60,18 @@ class MemoryStore:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
 
-    def execute_many(self, items: Iterable[Item], decide: Decide) -> list[Result]:
+    def execute_many(
+        self, items: Iterable[Item], decide: Decide, stop: Stop | None = None
+    ) -> list[Result]:
         execute = self.execute
-        return [execute(event, decide, raw, origin, now) for event, raw, origin, now in items]
+        if stop is None:
+            return [execute(event, decide, raw, origin, now) for event, raw, origin, now in items]
+        results = []
+        for event, raw, origin, now in items:
+            results.append(execute(event, decide, raw, origin, now))
+            if stop(results[-1]):
+                break
+        return results
 
     def reject(
         self,
@@ -72,6 +86,14 @@ class MemoryStore:
         self._history.setdefault(debit_id, []).append(entry)
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result.invalid(reason, event_id, debit_id, record)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return nullcontext()  # every write is already whole and immediate
+
+    def close(self) -> None:
+        pass
+
+    # -- reads -----------------------------------------------------------------------------
 
     def debit(self, debit_id: str) -> DebitRecord | None:
         return self._debits.get(debit_id)
@@ -95,7 +117,29 @@ class MemoryStore:
             key=lambda n: (n.created_at, n.notice_id),
         )
 
-    def due_notices(self, now: datetime) -> list[Notice]:
+    def counts(self) -> StoreCounts:
+        # Arrivals naming a debit that never came to be are counted too: hence not derived.
+        derived = super().counts()
+        verdicts: Counter[str] = Counter(
+            str(entry[2]) for history in self._history.values() for entry in history
+        )
+        return StoreCounts(
+            dict(verdicts), derived.states, derived.notices, derived.needs_review, derived.sources
+        )
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
+        due = self._due_at(now)
+        claimed = due if limit is None else due[:limit]
+        for notice in claimed:
+            self._claims[notice.notice_id] = now + lease
+            heapq.heappush(self._due, (now + lease, notice.notice_id, notice.debit_id))
+        for notice in due[len(claimed) :]:
+            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+        return claimed
+
+    def _due_at(self, now: datetime) -> list[Notice]:
         due = set()
         while self._due and self._due[0][0] <= now:
             _, _, debit_id = heapq.heappop(self._due)
@@ -109,6 +153,13 @@ class MemoryStore:
                 ):
                     due.add(notice)
         return sorted(due, key=lambda n: (n.due_at, n.debit_id, n.version))
+
+    def save_notices(self, notices: Iterable[Notice]) -> None:
+        for notice in notices:
+            self._claims.pop(notice.notice_id, None)
+            self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice
+            if notice.status is NoticeStatus.QUEUED:
+                heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
 
     def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         found = [
@@ -129,95 +180,6 @@ class MemoryStore:
             ),
             default=None,
         )
-
-    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
-        due = self.due_notices(now)
-        claimed = due if limit is None else due[:limit]
-        for notice in claimed:
-            self._claims[notice.notice_id] = now + lease
-            heapq.heappush(self._due, (now + lease, notice.notice_id, notice.debit_id))
-        for notice in due[len(claimed) :]:
-            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
-        return claimed
-
-    def stuck(self, before: datetime) -> list[tuple[str, datetime]]:
-        found = []
-        for record in self._debits.values():
-            if record.state == "submitted":
-                last = max(event.occurred_at for event in record.facts)
-                if last < before:
-                    found.append((record.debit_id, last))
-        return sorted(found, key=lambda item: item[1])
-
-    def save_notice(self, notice: Notice) -> None:
-        self._claims.pop(notice.notice_id, None)
-        self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice
-        if notice.status is NoticeStatus.QUEUED:
-            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
-
-    def save_notices(self, notices: Iterable[Notice]) -> None:
-        for notice in notices:
-            self.save_notice(notice)
-
-    def counts(self) -> StoreCounts:
-        states: Counter[str] = Counter()
-        notices: Counter[str] = Counter()
-        sources: Counter[str] = Counter()
-        review = 0
-        for record in self._debits.values():
-            states[record.state] += 1
-            sources.update(event.source for event in record.facts)
-            review += record.needs_review
-            for notice in record.notices.values():
-                notices[notice.status] += 1
-        verdicts: Counter[str] = Counter(
-            entry[2] for history in self._history.values() for entry in history
-        )
-        return StoreCounts(
-            verdicts={str(k): v for k, v in verdicts.items()},
-            states=dict(states),
-            notices={str(k): v for k, v in notices.items()},
-            needs_review=review,
-            sources=dict(sources),
-        )
-
-    def transaction(self) -> AbstractContextManager[None]:
-        return nullcontext()  # every write is already whole and immediate
-
-    def notice_tally(self) -> list[tuple[str, str, str, int]]:
-        tally: Counter[tuple[str, str, str]] = Counter(
-            (n.kind, n.status.value, n.due_at.astimezone(UTC).date().isoformat())
-            for record in self._debits.values()
-            for n in record.notices.values()
-        )
-        return [(kind, status, day, count) for (kind, status, day), count in tally.items()]
-
-    def review_ids(self) -> list[str]:
-        return sorted(d for d, record in self._debits.items() if record.needs_review)
-
-    def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
-        return {
-            d: (self._debits[d].state, self._debits[d].attempt)
-            for d in debit_ids
-            if d in self._debits
-        }
-
-    def told(self, outcome: str, states: Iterable[str]) -> list[str]:
-        wanted = set(states)
-        return sorted(
-            record.debit_id
-            for record in self._debits.values()
-            if record.state in wanted
-            and any(
-                n.status is NoticeStatus.SENT
-                and n.outcome == outcome
-                and n.attempt == record.attempt
-                for n in record.notices.values()
-            )
-        )
-
-    def close(self) -> None:
-        pass
 
 
 def _stored(entry: _Entry) -> StoredEvent:

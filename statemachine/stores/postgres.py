@@ -23,96 +23,33 @@ from psycopg_pool import ConnectionPool
 
 from ..errors import StoreBusy, StoreError
 from ..spec import Spec
-from .sql import Queries, SQLStore
+from .sql import Queries, SQLStore, pyformat
 
 SCHEMA_VERSION: Final = 1
 T = TypeVar("T")
 _RETRIES: Final = 8
 
 
+@pyformat
 class SQL(Queries):
-    """Every statement of the hot path, named."""
+    """Where PostgreSQL differs from the shared statements: lists travel as arrays, several
+    dispatchers claim with SKIP LOCKED, days come from timestamps, writers of a debit lock."""
 
     no_limit = None
-    lookup = (
-        "SELECT (SELECT revision FROM debits WHERE debit_id = %s),"
-        " (SELECT payload FROM events WHERE event_id = %s AND accepted = 1)"
-    )
     lock = (
         "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(id, 0) AS h"
-        " FROM unnest(%s::text[]) AS id ORDER BY h) AS ordered"
+        " FROM unnest(?::text[]) AS id ORDER BY h) AS ordered"
     )
-    revision = "SELECT revision FROM debits WHERE debit_id = %s"
-    revisions = "SELECT debit_id, revision FROM debits WHERE debit_id = ANY(%s)"
-    priors = "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id = ANY(%s)"
-    debit_row = (
-        "SELECT state, attempt, version, needs_review, review_reason, amount, currency"
-        " FROM debits WHERE debit_id = %s"
-    )
-    facts = "SELECT payload FROM events WHERE debit_id = %s AND accepted = 1 ORDER BY seq"
-    notices_of = "SELECT * FROM notices WHERE debit_id = %s"
-    insert_event = (
-        "INSERT INTO events (event_id, debit_id, type, attempt, occurred_at, source, verdict,"
-        " reason, raw, payload, origin, accepted)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    )
-    upsert_debit = (
-        "INSERT INTO debits (debit_id, state, attempt, version, needs_review, review_reason,"
-        " amount, currency, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
-        " ON CONFLICT (debit_id) DO UPDATE SET state = excluded.state,"
-        " attempt = excluded.attempt, version = excluded.version,"
-        " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
-        " amount = excluded.amount, currency = excluded.currency,"
-        " revision = debits.revision + 1"
-    )
-    touch_debit = "UPDATE debits SET revision = revision + 1 WHERE debit_id = %s"
-    upsert_notice = (
-        "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
-        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (notice_id) DO UPDATE SET outcome = excluded.outcome,"
-        " status = excluded.status, due_at = excluded.due_at, sent_at = excluded.sent_at,"
-        " channel = excluded.channel, deliveries = excluded.deliveries,"
-        " last_error = excluded.last_error, status_reason = excluded.status_reason,"
-        " version = excluded.version"
-    )
-    due = (
-        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= %s"
-        " ORDER BY due_at, debit_id, version"
-    )
+    revisions = "SELECT debit_id, revision FROM debits WHERE debit_id = ANY(?)"
+    priors = "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id = ANY(?)"
     # Several dispatchers: each takes what no other holds, and skips rather than waits.
-    claimable = (
-        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= %s"
-        " AND (claimed_until IS NULL OR claimed_until <= %s)"
-        " ORDER BY due_at, debit_id, version LIMIT %s FOR UPDATE SKIP LOCKED"
-    )
-    claim = "UPDATE notices SET claimed_until = %s WHERE notice_id = %s"
-    save_claimed = (
-        "UPDATE notices SET status = %s, due_at = %s, sent_at = %s, channel = %s,"
-        " deliveries = %s, last_error = %s, status_reason = %s, claimed_until = NULL"
-        " WHERE notice_id = %s AND claimed_until IS NOT DISTINCT FROM %s"
-    )
-    history = "SELECT * FROM events WHERE debit_id IS NOT DISTINCT FROM %s ORDER BY seq"
-    stuck = (
-        "SELECT d.debit_id, max(e.occurred_at) FROM debits d JOIN events e"
-        " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = 'submitted'"
-        " GROUP BY d.debit_id HAVING max(e.occurred_at) < %s ORDER BY 2"
-    )
-    queued = (
-        "SELECT debit_id, notice_id, due_at FROM notices WHERE status = 'queued'"
-        " AND due_at >= %s AND due_at <= %s ORDER BY due_at, notice_id"
-    )
-    next_due = "SELECT min(due_at) FROM notices WHERE status = 'queued' AND due_at > %s"
+    claimable = Queries.claimable + " FOR UPDATE SKIP LOCKED"
     notice_tally = (
         "SELECT kind, status, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)"
         " FROM notices GROUP BY 1, 2, 3"
     )
-    outcomes = "SELECT debit_id, state, attempt FROM debits WHERE debit_id = ANY(%s)"
-    told = (
-        "SELECT DISTINCT d.debit_id FROM debits d JOIN notices n ON n.debit_id = d.debit_id"
-        " AND n.attempt = d.attempt WHERE n.status = 'sent' AND n.outcome = %s"
-        " AND d.state = ANY(%s) ORDER BY d.debit_id"
-    )
+    outcomes = "SELECT debit_id, state, attempt FROM debits WHERE debit_id = ANY(?)"
+    told = Queries.told.replace("d.state IN ({})", "d.state = ANY(?)")
 
 
 SCHEMA_1: Final = """

@@ -1,17 +1,64 @@
-"""Debits as the engine sees them: the live record, its public snapshot, stored events, results."""
+"""The records the engine works with: the live debit record, its public snapshot, stored
+events, results, and the customer notices a debit plans. Data only; the rules live in
+``precedence.py``, ``decide.py`` and ``notices.py``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from enum import StrEnum
+from typing import Final, NamedTuple
 
 import attrs
 
-from .events import Event
+from .events import FAILED, REVERSED, SUCCEEDED, Event
 from .precedence import Fold, Strength, Verdict
 
-if TYPE_CHECKING:
-    from .notices import Notice
+CORRECTION: Final = "correction"
+
+
+class NoticeStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class Notice(NamedTuple):
+    """One customer message about one debit attempt. Immutable: ``_replace`` makes a changed copy.
+
+    ``kind`` is the outcome it announces, or ``correction`` when it replaces an outcome the
+    customer was already told; ``outcome`` is always the outcome it states. There is at most one
+    notice per (debit, attempt, kind), and ``notice_id`` is the senders' idempotency key.
+    """
+
+    notice_id: str
+    debit_id: str
+    attempt: int
+    kind: str
+    outcome: str
+    due_at: datetime
+    created_at: datetime
+    status: NoticeStatus = NoticeStatus.QUEUED
+    sent_at: datetime | None = None
+    channel: str | None = None
+    deliveries: int = 0
+    last_error: str | None = None
+    status_reason: str | None = None
+    version: int = 0  # the debit's version whose change planned it: orders notices of one debit
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.notice_id
+
+    def text(self) -> str:
+        """A plain customer-facing sentence; real senders bring their own templates."""
+        said = {
+            SUCCEEDED: "was collected",
+            FAILED: "could not be collected",
+            REVERSED: "was returned by your bank",
+        }.get(self.outcome, self.outcome)
+        prefix = "Correction: your" if self.kind == CORRECTION else "Your"
+        return f"{prefix} payment {self.debit_id} {said}."
 
 
 @attrs.frozen

@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from html import escape
 
-from .replay import ReplaySummary
-from .spec import Spec
+from ..spec import Spec
+from .summary import ReplaySummary
 
 _COLOURS = ("#2f7d4f", "#b8412c", "#3a6ea5", "#c7932b", "#7a5195", "#5c5c5c")
 

@@ -1,0 +1,188 @@
+"""Deciding one arrival: its verdict, the debit's new position and the notice it plans.
+
+Pure: a :class:`Decider` reads the debit's record and the event already stored under the same
+event_id, changes the record in place as the last thing it does, and returns a
+:data:`Decision` for the store to write in one transaction. It touches no database.
+
+>>> from statemachine import Event, Spec
+>>> decide = Decider(Spec.default(), clock=lambda: None)
+>>> event = Event.from_dict({"event_id": "gw-1", "debit_id": "d-1", "type": "submitted",
+...     "occurred_at": "2026-03-05T10:00:00+00:00"})
+>>> result, record, accepted, notice = decide(event, None, None)
+>>> (result.verdict.value, record.state, accepted, notice)
+('applied', 'submitted', True, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final, NamedTuple
+
+from .events import CREATED, FIELDS, OUTCOME_TYPES, REVERSED, Event
+from .notices import plan
+from .precedence import Verdict, classify, fold, strength, transition_text
+from .records import DebitRecord, Notice, Result
+from .spec import STRONGER, Spec
+
+# What was decided about one arrival, for the store to write in one transaction:
+# (result, the debit record to write or None when untouched, whether the event joins the
+# debit's facts, the notice planned with the change or None). A plain tuple: apply is hot.
+Decision = tuple[Result, DebitRecord | None, bool, Notice | None]
+
+# decide(event, record, prior, now): ``now`` is the time to plan notices at, None for the clock's.
+Decide = Callable[[Event, DebitRecord | None, Event | None, datetime | None], Decision]
+
+_new_result = tuple.__new__  # Result(...) without the NamedTuple constructor: apply is hot
+_STRENGTH_TYPES: Final = OUTCOME_TYPES | {REVERSED}
+_COMPARED: Final = tuple(f for f in FIELDS if f != "event_id")
+APPLIED: Final = Verdict.APPLIED
+
+
+class _Step(NamedTuple):
+    """A transition the fast path may take on its own, with what it needs precomputed."""
+
+    dest: str
+    unguarded: bool  # else guarded by `stronger`: free to take while the attempt has no outcome
+    strength: bool  # the event claims the attempt's outcome
+    outcome: bool  # the destination is customer-visible
+    reason: str
+
+
+def _fast_steps(spec: Spec) -> dict[tuple[str, str], _Step]:
+    return {
+        (edge.source, edge.trigger): _Step(
+            edge.dest,
+            edge.guard is None,
+            edge.trigger in _STRENGTH_TYPES,
+            edge.dest in spec.outcomes,
+            transition_text(edge.source, edge.dest, spec),
+        )
+        for edge in spec.transitions
+        if edge.guard in (None, STRONGER) and edge.source != edge.dest
+    }
+
+
+class Decider:
+    """Decides arrivals under one spec; the engine hands its ``__call__`` to the store."""
+
+    def __init__(self, spec: Spec, clock: Callable[[], datetime]) -> None:
+        self.spec = spec
+        self.clock = clock
+        self._authorities = spec.authorities
+        self._steps = _fast_steps(spec)
+        self._created_reason = f"new debit, {spec.initial}"
+
+    def __call__(
+        self,
+        event: Event,
+        record: DebitRecord | None,
+        prior: Event | None,
+        now: datetime | None = None,
+    ) -> Decision:
+        """Decide one arrival. Pure but for changing ``record``, which the store then writes."""
+        if prior is not None:
+            return self._repeat(event, record, prior)
+        if record is None:
+            record = DebitRecord(event.debit_id, self.spec.initial)
+            if event.type == CREATED and event.attempt == 1:
+                record.facts.append(event)
+                record.version = 1
+                record.amount, record.currency = event.amount, event.currency
+                return self._decision(event, record, APPLIED, self._created_reason)
+            before = None
+        else:
+            # Fast path (in order, nothing parked): the one step the fold would take as well.
+            step = self._steps.get((record.state, event.type))
+            if (
+                step is not None
+                and event.attempt == record.attempt == record.max_attempt
+                and (step[1] or record.strength is None)
+            ):
+                return self._step(event, record, step, now)
+            before = record.position()
+        after = fold([*record.facts, event], self.spec)
+        verdict, reason = classify(event, before, after, self.spec)
+        moved = (after.attempt, after.state) != (record.attempt, record.state)
+        notice = (
+            plan(record, after.state, after.attempt, self.spec, now or self.clock())
+            if moved or before is None
+            else None
+        )
+        # Nothing may fail past this point: the in-memory store's record is live.
+        record.facts.append(event)
+        record.version += 1
+        record.max_attempt = max(record.max_attempt, event.attempt)
+        record.take(after)
+        if notice is not None:
+            record.notices[(notice.attempt, notice.kind)] = notice
+        return self._decision(event, record, verdict, reason, notice)
+
+    def _step(
+        self, event: Event, record: DebitRecord, step: _Step, now: datetime | None
+    ) -> Decision:
+        dest, _, strong, outcome, reason = step
+        notice = (
+            plan(record, dest, record.attempt, self.spec, now or self.clock()) if outcome else None
+        )
+        # Nothing may fail past this point: the in-memory store's record is live.
+        record.facts.append(event)
+        record.version += 1
+        if strong:
+            power = strength(event, self.spec)
+            if record.strength is None or power > record.strength:
+                record.strength = power
+        record.state = dest
+        if notice is not None:
+            record.notices[(notice.attempt, notice.kind)] = notice
+        if event.source in self._authorities:
+            result = _new_result(
+                Result,
+                (APPLIED, reason, event.event_id, event.debit_id, dest, record.attempt,
+                 record.version, record.needs_review, notice),
+            )  # fmt: skip
+            return result, record, True, notice
+        return self._decision(event, record, APPLIED, reason, notice)
+
+    def _repeat(self, event: Event, record: DebitRecord | None, prior: Event) -> Decision:
+        """P1: the same event_id again, with the same content (duplicate) or not (invalid)."""
+        if prior == event:
+            return self._decision(
+                event,
+                record,
+                Verdict.DUPLICATE,
+                "same event_id and content as a stored event",
+                accepted=False,
+            )
+        differ = [f for f in _COMPARED if getattr(prior, f) != getattr(event, f)]
+        return self._decision(
+            event,
+            record,
+            Verdict.INVALID,
+            f"event_id {event.event_id!r} reused with different content ({', '.join(differ)})",
+            accepted=False,
+        )
+
+    def _decision(
+        self,
+        event: Event,
+        record: DebitRecord | None,
+        verdict: Verdict,
+        reason: str,
+        notice: Notice | None = None,
+        accepted: bool = True,
+    ) -> Decision:
+        if event.source not in self._authorities:
+            reason += f"; unknown source {event.source!r} counted as {self.spec.unknown_source}"
+        if record is None:
+            result = _new_result(
+                Result,
+                (verdict, reason, event.event_id, event.debit_id, None, None, None, False, notice),
+            )
+        else:
+            result = _new_result(
+                Result,
+                (verdict, reason, event.event_id, event.debit_id, record.state, record.attempt,
+                 record.version, record.needs_review, notice),
+            )  # fmt: skip
+        return result, record if accepted else None, accepted, notice

@@ -1,0 +1,207 @@
+"""A replay run over logs and its summary: counts for the terminal, the JSON report and the
+HTML page, drawn from the store's own aggregates so that nothing grows with the log."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..engine import Engine
+from ..events import FAILED, Refusal, parse_input
+from ..records import NoticeStatus
+from .logs import read_records
+from .runner import LEGACY_NOTICE, BatchedReplay, Replay
+
+
+@attrs.define
+class ReplaySummary:
+    """What a replay did: counts for the terminal, and the debits worth a look."""
+
+    lines: int = 0
+    verdicts: Counter[str] = attrs.field(factory=Counter)
+    states: Counter[str] = attrs.field(factory=Counter)
+    notices: Counter[tuple[str, str]] = attrs.field(factory=Counter)  # (kind, status)
+    needs_review: list[str] = attrs.field(factory=list)
+    unknown_sources: dict[str, int] = attrs.field(factory=dict)
+    invalid: list[str] = attrs.field(factory=list)  # "origin: reason"
+    legacy_failed_but_succeeded: list[str] = attrs.field(factory=list)
+    engine_failed_but_succeeded: list[str] = attrs.field(factory=list)
+    stuck: list[str] = attrs.field(factory=list)
+    # Notices cancelled because the state had moved on, by the day they were due: each is a
+    # message a notifier without the re-check would have sent.
+    prevented: Counter[str] = attrs.field(factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report ``--report FILE`` writes, as JSON."""
+        return {
+            "lines": self.lines,
+            "events_by_verdict": dict(sorted(self.verdicts.items())),
+            "conflicts": self.verdicts.get("conflict", 0),
+            "debits_by_state": dict(sorted(self.states.items())),
+            "notices": [
+                {"kind": kind, "status": status, "count": count}
+                for (kind, status), count in sorted(self.notices.items())
+            ],
+            "needs_review": self.needs_review,
+            "stuck": self.stuck,
+            "unknown_sources": self.unknown_sources,
+            "invalid": self.invalid,
+            "superseded_notices_by_day": dict(sorted(self.prevented.items())),
+            "failure_notices_for_collected_attempts": {
+                "legacy": self.legacy_failed_but_succeeded,
+                "engine": self.engine_failed_but_succeeded,
+            },
+        }
+
+    def render(self) -> str:
+        rows = [f"lines read          {self.lines}"]
+        rows.append("events by verdict   " + _pairs(self.verdicts))
+        rows.append("debits by state     " + _pairs(self.states))
+        rows.append(
+            "notices             "
+            + _pairs(Counter({f"{kind} {status}": n for (kind, status), n in self.notices.items()}))
+        )
+        rows.append(
+            f"needs review        {len(self.needs_review)} {' '.join(self.needs_review[:5])}"
+        )
+        if self.unknown_sources:
+            rows.append("unknown sources     " + _pairs(Counter(self.unknown_sources)))
+        rows.append(
+            "failure notices for attempts that were collected: "
+            f"legacy {len(self.legacy_failed_but_succeeded)}, "
+            f"engine {len(self.engine_failed_but_succeeded)} "
+            "(the engine corrects each one it sent)"
+        )
+        for line in self.invalid[:5]:
+            rows.append(f"invalid             {line}")
+        return "\n".join(rows)
+
+
+def replay_logs(
+    replay: Replay | BatchedReplay,
+    paths: Iterable[str | Path],
+    *,
+    strict: bool = False,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> ReplaySummary:
+    """Replay logs on event time and summarise; bad lines are stored and counted.
+
+    ``strict`` raises :class:`ReplayStopped` at the first refused line instead (a reused
+    event_id included), after storing it; ``progress`` wraps the stream of records (for
+    example in a progress bar).
+    """
+    return replay_records(replay, read_records(paths), strict=strict, progress=progress)
+
+
+def replay_records(
+    replay: Replay | BatchedReplay,
+    records: Iterable[tuple[str, bytes, Any]],
+    *,
+    strict: bool = False,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> ReplaySummary:
+    """:func:`replay_logs` over ``(origin, raw, parsed)`` records from any reader (importers)."""
+    summary = ReplaySummary()
+    if strict:
+        replay.strict = True
+    if progress is not None:
+        records = progress(records)
+    with closing(_LegacyNotices()) as legacy:
+        try:
+            for origin, line, data in records:
+                summary.lines += 1
+                if isinstance(data, dict) and data.get("type") == LEGACY_NOTICE:
+                    if data.get("notice") == FAILED:
+                        legacy.add(str(data.get("debit_id")), data.get("attempt"))
+                    continue
+                outcome, text = parse_input(line, data if isinstance(data, dict) else None)
+                if isinstance(outcome, Refusal):
+                    replay.refuse(outcome, text, origin)
+                else:
+                    replay.feed(outcome, text, origin)
+            replay.finish()
+        except BaseException as exc:
+            replay.close(exc)  # committed batches stay; the open one rolls back
+            raise
+        summary.invalid = list(replay.invalid)
+        _summarise(summary, replay.engine, replay.clock.now, legacy)
+    return summary
+
+
+def _summarise(
+    summary: ReplaySummary, engine: Engine, now: datetime, legacy: _LegacyNotices
+) -> None:
+    """Fill the summary from the store's own aggregates: nothing here grows with the log."""
+    store = engine.store
+    collected = engine.spec.collected
+    summary.stuck = [debit_id for debit_id, _ in engine.stuck(timedelta(days=3), now)]
+    metrics = engine.metrics(now=now)
+    summary.verdicts.update(metrics.events_by_verdict)
+    summary.states.update(metrics.debits_by_state)
+    summary.unknown_sources = metrics.unknown_sources
+    for kind, status, day, count in store.notice_tally():
+        summary.notices[(kind, status)] += count
+        if status == NoticeStatus.CANCELLED:
+            summary.prevented[day] += count
+    summary.needs_review = store.review_ids()
+    # A failure notice was wrong if the attempt it named ended up collected.
+    summary.engine_failed_but_succeeded = store.told(engine.spec.failed, collected)
+    for chunk in legacy.chunks():
+        outcomes = store.outcomes(sorted({debit_id for debit_id, _ in chunk}))
+        for debit_id, attempt in chunk:
+            state_attempt = outcomes.get(debit_id)
+            if state_attempt is None or state_attempt[0] not in collected:
+                continue
+            if attempt is None or attempt == state_attempt[1]:
+                summary.legacy_failed_but_succeeded.append(debit_id)
+    summary.legacy_failed_but_succeeded = sorted(set(summary.legacy_failed_but_succeeded))
+
+
+class _LegacyNotices:
+    """The failure notices a legacy system sent, as (debit_id, attempt), kept in a temporary
+    SQLite file rather than in memory: a long log may hold millions."""
+
+    def __init__(self) -> None:
+        fd, self._path = tempfile.mkstemp(prefix="statemachine-legacy-", suffix=".sqlite")
+        os.close(fd)
+        self._db = sqlite3.connect(self._path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        # attempt -1 stands for "no attempt named": it matches whatever attempt stands.
+        self._db.execute(
+            "CREATE TABLE told (debit_id TEXT, attempt INTEGER, PRIMARY KEY (debit_id, attempt))"
+            " WITHOUT ROWID"
+        )
+        self._pending: list[tuple[str, int]] = []
+
+    def add(self, debit_id: str, attempt: object) -> None:
+        self._pending.append((debit_id, attempt if type(attempt) is int else -1))
+        if len(self._pending) >= 10_000:
+            self._write()
+
+    def _write(self) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO told VALUES (?, ?)", self._pending)
+        self._pending.clear()
+
+    def chunks(self, size: int = 500) -> Iterator[list[tuple[str, int | None]]]:
+        self._write()
+        cursor = self._db.execute("SELECT debit_id, attempt FROM told ORDER BY debit_id")
+        while rows := cursor.fetchmany(size):
+            yield [(debit_id, None if attempt == -1 else attempt) for debit_id, attempt in rows]
+
+    def close(self) -> None:
+        self._db.close()
+        os.unlink(self._path)
+
+
+def _pairs(counter: Counter[str]) -> str:
+    return ", ".join(f"{key} {count}" for key, count in sorted(counter.items())) or "none"
