@@ -221,7 +221,7 @@ def parse_input(
     >>> event.type, text[:17]
     ('failed', '{"event_id": "gw-')
     >>> parse_input(b'{"event_id": "gw-1", "reason": "\\xff"}')[0]
-    Refusal(reason='line: expected UTF-8 text, got byte 0xff at offset 32', debit_id=None, event_id=None)
+    Refusal(reason='line: expected UTF-8 text, got byte 0xff at offset 32', debit_id=None, event_id='gw-1')
     """
     if isinstance(raw, bytes):
         try:
@@ -229,7 +229,9 @@ def parse_input(
         except UnicodeDecodeError as exc:
             bad = raw[exc.start : exc.start + 1].hex()
             reason = f"line: expected UTF-8 text, got byte 0x{bad} at offset {exc.start}"
-            return Refusal(reason), raw.decode("utf-8", "backslashreplace")
+            # Filed under the debit it names, where the rest of the line can tell.
+            ids = _salvage_ids(raw.decode("utf-8", "replace"))
+            return Refusal(reason, *ids), raw.decode("utf-8", "backslashreplace")
     elif isinstance(raw, str):
         text = raw
     else:

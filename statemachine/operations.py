@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 import attrs
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from .events import FAILED, REVERSED, SUCCEEDED, Event
 from .notices import last_told, matches
@@ -27,6 +26,8 @@ from .records import Debit, Notice, NoticeStatus, Result
 from .spec import Spec
 
 if TYPE_CHECKING:
+    from prometheus_client import Gauge
+
     from .stores.base import StoreAdapter
 
 
@@ -164,6 +165,8 @@ _VALUES: Final = (
 
 def prometheus_text(metrics: Metrics, prefix: str = "statemachine") -> str:
     """The metrics in Prometheus' text exposition format."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest  # for operators only
+
     registry = CollectorRegistry()
 
     def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from support import T0, ev
 
@@ -65,6 +66,45 @@ def test_strict_stops_at_the_first_bad_line_with_exit_code_2(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["replay", str(log), "--strict"])
     assert result.exit_code == 2
     assert f"Error: {log}:2: debit_id: expected a value (the field is required)" in result.output
+
+
+@pytest.mark.parametrize("batch", ["1", "2", "1000"])
+def test_strict_stops_at_a_reused_event_id_at_any_batch(tmp_path: Path, batch: str) -> None:
+    first = ev("submitted", 0, event_id="gw-1")
+    reused = ev("failed", 2, event_id="gw-1")  # the same event_id with other content
+    log = tmp_path / "reused.jsonl"
+    lines = [first, ev("succeeded", 1, debit_id="d-2"), reused, ev("succeeded", 3, debit_id="d-3")]
+    log.write_text("".join(e.to_json() + "\n" for e in lines))
+    db = tmp_path / "strict.sqlite"
+    result = CliRunner().invoke(main, ["replay", str(log), "--strict", "--batch", batch,
+                                       "--db", str(db)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"Error: {log}:3: event_id 'gw-1' reused with different content" in result.output
+    with Engine.open(db) as engine:
+        # Everything before the refused line and the line itself are stored; nothing after.
+        assert [h.verdict for h in engine.history("d-1")] == ["applied", "invalid"]
+        assert engine.get("d-2") is not None
+        assert engine.get("d-3") is None
+
+
+@pytest.mark.parametrize("batch", ["1", "1000"])
+def test_a_line_that_is_not_utf8_is_refused_with_its_line_number(
+    tmp_path: Path, batch: str
+) -> None:
+    log = tmp_path / "latin1.jsonl"
+    bad = ev("failed", 5, reason="AM04").to_json().replace("AM04", "AM\xe9").encode("latin-1")
+    log.write_bytes(ev("submitted", 0).to_json().encode() + b"\n" + bad + b"\n")
+    db = tmp_path / "utf8.sqlite"
+    code, out = invoke("replay", str(log), "--batch", batch, "--db", str(db))
+    assert code == 0, out
+    assert f"invalid             {log}:2: line: expected UTF-8 text, got byte 0xe9" in out
+    with Engine.open(db) as engine:
+        assert engine.get("d-1").state == "submitted"  # type: ignore[union-attr]
+        assert [h.verdict for h in engine.history("d-1")] == ["applied", "invalid"]
+        refused = engine.history("d-1")[-1]
+        assert (refused.origin, refused.type) == (f"{log}:2", None)
+        assert "AM\\xe9" in (refused.raw or "")
+        assert engine.notices("d-1") == []  # never applied: no failure notice planned
 
 
 def test_the_json_report(tmp_path: Path) -> None:

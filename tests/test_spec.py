@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import transitions
-from support import ev
+from conftest import EngineFactory
+from support import T0, ev
 
-from statemachine import Engine, Spec, SpecError
+from statemachine import Engine, ManualClock, RecordingSender, Spec, SpecError
 from statemachine.spec import bundled_path
 
 RAW: dict[str, Any] = tomllib.loads(bundled_path("debit.toml").read_text())
@@ -161,3 +163,56 @@ def test_diagram_is_drawn_from_the_same_data() -> None:
     for edge in Spec.default().transitions:
         assert f"{edge.source} --> {edge.dest}: {edge.trigger}" in text
     assert "failed --> pending: retried [next_attempt]" in text
+
+
+RENAMED = {
+    "submitted": "sent_to_bank",
+    "succeeded": "paid",
+    "failed": "unpaid",
+    "reversed": "returned",
+}
+
+
+def renamed_spec() -> Spec:
+    """The bundled spec with every state but the initial one called something else."""
+    data = copy.deepcopy(RAW)
+    data["states"] = [RENAMED.get(s, s) for s in data["states"]]
+    data["outcomes"] = [RENAMED[s] for s in data["outcomes"]]
+    for edge in data["transitions"]:
+        sources = [edge["source"]] if isinstance(edge["source"], str) else edge["source"]
+        edge["source"] = [RENAMED.get(s, s) for s in sources]
+        edge["dest"] = RENAMED.get(edge["dest"], edge["dest"])
+    return Spec.from_dict(data)
+
+
+def test_the_spec_names_the_states_and_no_code_spells_them(make_engine: EngineFactory) -> None:
+    spec = renamed_spec()
+    assert (spec.in_flight, spec.failed, spec.collected) == (
+        "sent_to_bank", "unpaid", frozenset({"paid", "returned"})
+    )  # fmt: skip
+    clock = ManualClock(T0)
+    engine = make_engine(spec=spec, clock=clock)
+    engine.apply(ev("submitted", 0, debit_id="slow"))
+    engine.apply(ev("failed", 0, debit_id="lost"))
+    engine.apply(ev("succeeded", 0, debit_id="won"))
+    engine.apply(ev("reversed", 1, debit_id="won"))
+    # Stuck debits are found in the spec's in-flight state, whatever it is called.
+    assert [d for d, _ in engine.stuck(timedelta(days=3), T0 + timedelta(days=4))] == ["slow"]
+    metrics = engine.metrics(now=T0)
+    assert metrics.debits_by_state == {"sent_to_bank": 1, "unpaid": 1, "returned": 1}
+    assert metrics.success_rate == 0  # neither returned nor unpaid counts as paid
+    # The failure notice waits the settle window (N2); the reversal goes at once.
+    sms = RecordingSender("sms")
+    engine.dispatch_due([sms])
+    assert [(n.debit_id, n.outcome) for n in sms.sent] == [("won", "returned")]
+    clock.advance_to(T0 + spec.settle_window)
+    engine.dispatch_due([sms])
+    assert [(n.debit_id, n.outcome) for n in sms.sent][1:] == [("lost", "unpaid")]
+    assert engine.verify() == []
+
+
+def test_one_event_type_leading_to_two_states_is_refused() -> None:
+    edges = [*RAW["transitions"]]
+    edges.append({"trigger": "failed", "source": "reversed", "dest": "pending", "kind": "step"})
+    with pytest.raises(SpecError, match="trigger 'failed' leads to both 'failed' and 'pending'"):
+        Spec.from_dict(changed(transitions=edges))

@@ -185,10 +185,9 @@ class BatchedReplay:
             self.commit()
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
-        """Store input that is not an event, with verdict ``invalid``. Under ``strict`` the
-        batch before it is written, the line stored and committed, and the replay stops."""
-        if self.strict:
-            self.flush()
+        """Store input that is not an event, with verdict ``invalid``, after the batch before it
+        (arrivals stay in log order). Under ``strict`` that is committed and the replay stops."""
+        self.flush()
         self._begin()
         result = self.engine.refuse(refusal, raw, origin)
         self.invalid.append(f"{origin}: {result.reason}")

@@ -23,7 +23,8 @@ from psycopg_pool import ConnectionPool
 
 from ..errors import StoreBusy, StoreError
 from ..spec import Spec
-from .sql import Queries, SQLStore, pyformat
+from .queries import Queries, pyformat
+from .sql import SQLStore
 
 SCHEMA_VERSION: Final = 1
 T = TypeVar("T")

@@ -1,6 +1,7 @@
 """The SQL stores' shared logic: transactions, the record cache, batches, notices, reads.
 
-A dialect (``sqlite.py``, ``postgres.py``) supplies its statements as a ``Queries`` class, its
+A dialect (``sqlite.py``, ``postgres.py``) supplies its statements as a ``Queries`` class
+(``queries.py``, written once; a dialect overrides only what differs), its
 connections (``_write`` for a transaction, ``_read`` outside one), how times and lists of ids
 travel, and, where the database does not serialize writers by itself, the lock that
 serializes the writers of one debit.
@@ -20,120 +21,10 @@ from ..precedence import Verdict, fold
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 from ..spec import Spec
 from .base import Item, Stop, StoreCounts
+from .queries import Queries
 
 T = TypeVar("T")
 Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute()
-
-
-class Queries:
-    """Every statement an SQL store runs, by name, written once with ``?`` placeholders.
-
-    A dialect overrides only what really differs (how a list of ids travels, locking, dates);
-    :func:`pyformat` rewrites the placeholders for drivers that take ``%s``. Statements that
-    take a list of ids have ``{}`` where ``SQLStore._select_in`` puts it.
-    """
-
-    no_limit: ClassVar[Any] = -1  # what LIMIT takes for "no limit"
-    # (revision of the debit, payload of an accepted event_id)
-    lookup: ClassVar[str] = (
-        "SELECT (SELECT revision FROM debits WHERE debit_id = ?),"
-        " (SELECT payload FROM events WHERE event_id = ? AND accepted = 1)"
-    )
-    revision: ClassVar[str] = "SELECT revision FROM debits WHERE debit_id = ?"
-    revisions: ClassVar[str] = "SELECT debit_id, revision FROM debits WHERE debit_id IN ({})"
-    priors: ClassVar[str] = (
-        "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id IN ({})"
-    )
-    debit_row: ClassVar[str] = (
-        "SELECT state, attempt, version, needs_review, review_reason, amount, currency"
-        " FROM debits WHERE debit_id = ?"
-    )
-    facts: ClassVar[str] = (
-        "SELECT payload FROM events WHERE debit_id = ? AND accepted = 1 ORDER BY seq"
-    )
-    notices_of: ClassVar[str] = "SELECT * FROM notices WHERE debit_id = ?"
-    insert_event: ClassVar[str] = (
-        "INSERT INTO events (event_id, debit_id, type, attempt, occurred_at, source, verdict,"
-        " reason, raw, payload, origin, accepted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    upsert_debit: ClassVar[str] = (
-        "INSERT INTO debits (debit_id, state, attempt, version, needs_review, review_reason,"
-        " amount, currency, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
-        " ON CONFLICT (debit_id) DO UPDATE SET state = excluded.state,"
-        " attempt = excluded.attempt, version = excluded.version,"
-        " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
-        " amount = excluded.amount, currency = excluded.currency,"
-        " revision = debits.revision + 1"
-    )
-    touch_debit: ClassVar[str] = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
-    # A re-planned notice keeps its claim: a dispatcher may be sending it right now.
-    upsert_notice: ClassVar[str] = (
-        "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
-        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (notice_id) DO UPDATE SET outcome = excluded.outcome,"
-        " status = excluded.status, due_at = excluded.due_at, sent_at = excluded.sent_at,"
-        " channel = excluded.channel, deliveries = excluded.deliveries,"
-        " last_error = excluded.last_error, status_reason = excluded.status_reason,"
-        " version = excluded.version"
-    )
-    claimable: ClassVar[str] = (  # (now, now, limit)
-        "SELECT * FROM notices WHERE status = 'queued' AND due_at <= ?"
-        " AND (claimed_until IS NULL OR claimed_until <= ?)"
-        " ORDER BY due_at, debit_id, version LIMIT ?"
-    )
-    claim: ClassVar[str] = "UPDATE notices SET claimed_until = ? WHERE notice_id = ?"
-    save_claimed: ClassVar[str] = (
-        "UPDATE notices SET status = ?, due_at = ?, sent_at = ?, channel = ?, deliveries = ?,"
-        " last_error = ?, status_reason = ?, claimed_until = NULL"
-        " WHERE notice_id = ? AND claimed_until IS NOT DISTINCT FROM ?"
-    )
-    history: ClassVar[str] = (
-        "SELECT * FROM events WHERE debit_id IS NOT DISTINCT FROM ? ORDER BY seq"
-    )
-    debit_ids: ClassVar[str] = "SELECT debit_id FROM debits ORDER BY debit_id"
-    all_notices: ClassVar[str] = "SELECT * FROM notices ORDER BY created_at, notice_id"
-    verdicts: ClassVar[str] = "SELECT verdict, count(*) FROM events GROUP BY verdict"
-    states: ClassVar[str] = "SELECT state, count(*) FROM debits GROUP BY state"
-    notice_statuses: ClassVar[str] = "SELECT status, count(*) FROM notices GROUP BY status"
-    review: ClassVar[str] = "SELECT count(*) FROM debits WHERE needs_review"
-    sources: ClassVar[str] = (
-        "SELECT source, count(*) FROM events WHERE accepted = 1 GROUP BY source"
-    )
-    stuck: ClassVar[str] = (  # (state, before)
-        "SELECT d.debit_id, max(e.occurred_at) FROM debits d JOIN events e"
-        " ON e.debit_id = d.debit_id AND e.accepted = 1 WHERE d.state = ?"
-        " GROUP BY d.debit_id HAVING max(e.occurred_at) < ? ORDER BY 2, 1"
-    )
-    queued: ClassVar[str] = (  # (since, until)
-        "SELECT debit_id, notice_id, due_at FROM notices WHERE status = 'queued'"
-        " AND due_at >= ? AND due_at <= ? ORDER BY due_at, notice_id"
-    )
-    next_due: ClassVar[str] = (
-        "SELECT min(due_at) FROM notices WHERE status = 'queued' AND due_at > ?"
-    )
-    notice_tally: ClassVar[str] = (
-        "SELECT kind, status, substr(due_at, 1, 10), count(*) FROM notices GROUP BY 1, 2, 3"
-    )
-    outcomes: ClassVar[str] = "SELECT debit_id, state, attempt FROM debits WHERE debit_id IN ({})"
-    told: ClassVar[str] = (  # (outcome, states)
-        "SELECT DISTINCT d.debit_id FROM debits d JOIN notices n ON n.debit_id = d.debit_id"
-        " AND n.attempt = d.attempt WHERE n.status = 'sent' AND n.outcome = ?"
-        " AND d.state IN ({}) ORDER BY d.debit_id"
-    )
-    review_ids: ClassVar[str] = "SELECT debit_id FROM debits WHERE needs_review ORDER BY debit_id"
-
-
-Q = TypeVar("Q", bound=type[Queries])
-
-
-def pyformat(queries: Q) -> Q:
-    """The dialect's statements with ``%s`` placeholders in place of ``?`` (psycopg's style)."""
-    for name in dir(queries):
-        value = getattr(queries, name)
-        if not name.startswith("_") and isinstance(value, str):
-            setattr(queries, name, value.replace("?", "%s"))
-    return queries
 
 
 def utc_text(moment: datetime) -> str:

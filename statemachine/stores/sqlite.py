@@ -18,7 +18,8 @@ import sqlite_utils
 
 from ..errors import StoreBusy, StoreError
 from ..spec import Spec
-from .sql import Queries, SQLStore, utc_text
+from .queries import Queries
+from .sql import SQLStore, utc_text
 
 __all__ = ["SCHEMA_VERSION", "SQL", "SQLiteStore", "utc_text"]
 
