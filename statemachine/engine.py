@@ -23,7 +23,7 @@ from . import operations
 from .clock import Clock, earlier, utc_now
 from .decide import Decider
 from .dispatch import Dispatcher, RetryPolicy, Sender
-from .errors import StoreError
+from .errors import InvalidDefinition, StoreError
 from .events import Event, Refusal, parse_input
 from .operations import Metrics
 from .precedence import Fold, fold
@@ -124,8 +124,21 @@ class Engine:
 
     # -- applying events -------------------------------------------------------------------
 
-    def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
-        """Apply one event; returns its verdict, the reason and where the debit now stands."""
+    def apply(
+        self,
+        event: Event | Mapping[str, Any],
+        *,
+        raw: str | None = None,
+        origin: str | None = None,
+    ) -> Result:
+        """Apply one event; returns its verdict, the reason and where the debit now stands.
+
+        A mapping in DESIGN's JSON form is read with :meth:`Event.from_dict` first, which
+        raises :class:`~statemachine.errors.InvalidEvent` naming a bad field; to store bad
+        input as ``invalid`` instead, use :meth:`ingest`.
+        """
+        if type(event) is not Event:
+            event = _as_event(event)
         return self._execute(event, self.decide, raw, origin)
 
     def apply_many(
@@ -260,3 +273,14 @@ class Engine:
         return operations.inquire(
             self.store, lambda event: self.apply(event, origin="inquiry"), ask, stuck
         )
+
+
+def _as_event(value: object) -> Event:
+    if isinstance(value, Event):
+        return value
+    if isinstance(value, Mapping):
+        return Event.from_dict(value)
+    raise InvalidDefinition(
+        f"apply takes an Event or a mapping in the event format, got {type(value).__name__}; "
+        "use engine.ingest(...) for raw text or bytes"
+    )

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+import reprlib
+
+# What a message shows of a received value: enough to recognise it, never the whole of a huge
+# or deeply nested input (whose full repr could exhaust memory or recursion).
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 160
+_SHOWN.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """A bounded repr of ``value`` for error messages.
+
+    >>> shown("x" * 1000)[:10], len(shown("x" * 1000)) < 200
+    ("'xxxxxxxxx", True)
+    """
+    try:
+        return _SHOWN.repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+
 
 class StateMachineError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -18,7 +38,7 @@ class InvalidEvent(StateMachineError, ValueError):
         self.field = field
         self.expected = expected
         self.received = received
-        super().__init__(f"{field}: expected {expected}, got {received!r}")
+        super().__init__(f"{field}: expected {expected}, got {shown(received)}")
 
 
 class SpecError(StateMachineError, ValueError):

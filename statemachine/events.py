@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
@@ -50,14 +50,27 @@ FIELDS: Final = (
     "data",
 )
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
+# Bounds every store can hold and every clock can add a settle window to.
+MAX_ATTEMPT: Final = 2**31 - 1
+MAX_TEXT: Final = 1000  # characters of an id, a source or a reason
+EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _non_empty_str(field: str) -> Any:
     def check(_: Any, __: Any, value: Any) -> None:
         if not isinstance(value, str) or not value.strip():
             raise InvalidEvent(field, "a non-empty string", value)
+        _check_text(field, value)
 
     return check
+
+
+def _check_text(field: str, value: str) -> None:
+    if len(value) > MAX_TEXT:
+        raise InvalidEvent(field, f"at most {MAX_TEXT} characters", f"{len(value)} characters")
+    if "\x00" in value:
+        raise InvalidEvent(field, "text without NUL characters", value)
 
 
 def _check_type(_: Any, __: Any, value: Any) -> None:
@@ -68,6 +81,8 @@ def _check_type(_: Any, __: Any, value: Any) -> None:
 def _check_attempt(_: Any, __: Any, value: Any) -> None:
     if type(value) is not int or value < 1:
         raise InvalidEvent("attempt", "an integer >= 1", value)
+    if value > MAX_ATTEMPT:
+        raise InvalidEvent("attempt", f"an attempt number up to {MAX_ATTEMPT}", value)
 
 
 def _check_time(_: Any, __: Any, value: Any) -> None:
@@ -77,6 +92,18 @@ def _check_time(_: Any, __: Any, value: Any) -> None:
         raise InvalidEvent(
             "occurred_at", "a UTC offset (a naive time is ambiguous)", value.isoformat()
         )
+    # Offsets are under a day, so a year well inside the bounds needs no exact comparison.
+    if not 1900 < value.year < 9000 and not _within_bounds(value):
+        raise InvalidEvent(
+            "occurred_at", "a time from 1900-01-01 to 9000-01-01 UTC", value.isoformat()
+        )
+
+
+def _within_bounds(value: datetime) -> bool:
+    try:
+        return EARLIEST <= value < LATEST
+    except OverflowError:  # its UTC time falls outside what datetime can hold
+        return False
 
 
 def _check_amount(_: Any, __: Any, value: Any) -> None:
@@ -92,6 +119,8 @@ def _check_currency(_: Any, __: Any, value: Any) -> None:
 def _check_reason(_: Any, __: Any, value: Any) -> None:
     if value is not None and not isinstance(value, str):
         raise InvalidEvent("reason", "a scheme code string such as AM04, or null", value)
+    if value is not None:
+        _check_text("reason", value)
 
 
 def _check_data(_: Any, __: Any, value: Any) -> None:
@@ -242,7 +271,8 @@ def parse_input(
             return Event.from_dict(fields), text
         return Event.from_json(text), text
     except InvalidEvent as exc:
-        return Refusal(str(exc), *_salvage_ids(fields if parsed is not None else text)), text
+        named = text if isinstance(fields, str | bytes) else fields
+        return Refusal(str(exc), *_salvage_ids(named)), text
 
 
 def _as_text(value: object) -> str:
@@ -267,8 +297,11 @@ def _salvage_ids(raw: object) -> tuple[str | None, str | None]:
             return None, None
     if not isinstance(data, Mapping):
         return None, None
-    debit_id, event_id = data.get("debit_id"), data.get("event_id")
-    return (
-        debit_id if isinstance(debit_id, str) and debit_id else None,
-        event_id if isinstance(event_id, str) and event_id else None,
-    )
+    return _usable_id(data.get("debit_id")), _usable_id(data.get("event_id"))
+
+
+def _usable_id(value: object) -> str | None:
+    """An id that a refused input may be filed under: one the event format would accept."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value if len(value) <= MAX_TEXT and "\x00" not in value else None

@@ -259,6 +259,10 @@ class PostgresStore(SQLStore):
     ) -> list[Any]:
         return conn.execute(query, (*params, ids)).fetchall()
 
+    def _text_in(self, text: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL: raw input keeps it written as JSON writes it.
+        return text.replace("\x00", "\\u0000") if text is not None and "\x00" in text else text
+
     def _time_in(self, moment: datetime) -> datetime:
         return moment.astimezone(UTC)
 

@@ -95,6 +95,10 @@ class SQLStore:
         """Run a whole transaction, again if the database asks for it."""
         return work()
 
+    def _text_in(self, text: str | None) -> str | None:
+        """Text as the database can hold it."""
+        return text
+
     def _time_in(self, moment: datetime) -> Any:
         return utc_text(moment)
 
@@ -174,7 +178,8 @@ class SQLStore:
         result, changed, accepted, notice = decision
         batch.events.append(
             (event.event_id, debit_id, event.type, event.attempt, self._time_in(event.occurred_at),
-             event.source, result.verdict.value, result.reason, raw, event.to_json(), origin,
+             event.source, result.verdict.value, result.reason, self._text_in(raw),
+             event.to_json(), self._text_in(origin),
              int(accepted))
         )  # fmt: skip
         if accepted:
@@ -232,8 +237,8 @@ class SQLStore:
         with self._write() as conn:
             conn.execute(
                 self.SQL.insert_event,
-                (event_id, debit_id, None, None, None, None, Verdict.INVALID.value, reason, raw,
-                 None, origin, 0),
+                (event_id, debit_id, None, None, None, None, Verdict.INVALID.value, reason,
+                 self._text_in(raw), None, self._text_in(origin), 0),
             )  # fmt: skip
             row = conn.execute(self.SQL.revision, (debit_id,)).fetchone() if debit_id else None
             record = self._record(conn, debit_id, row[0]) if debit_id and row else None
