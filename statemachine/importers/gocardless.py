@@ -30,6 +30,7 @@ import orjson
 
 from ..events import FAILED, RETRIED, REVERSED, SUBMITTED, SUCCEEDED
 from . import ImportFailed, ImportOptions, Record
+from ._common import aware_time, event_record
 
 PREFIX: Final = "gc:"
 SOURCE: Final = "gateway"
@@ -94,18 +95,16 @@ def _attempt(item: _Payment, retries: list[tuple[datetime, str]]) -> int:
 
 
 def _event(item: _Payment, attempt: int) -> dict[str, Any]:
-    return {
-        "event_id": item.event_id,
-        "debit_id": item.payment,
-        "type": TYPES[item.action],
-        "attempt": attempt,
-        "occurred_at": item.at.isoformat(),
-        "source": SOURCE,
-        "amount": None,
-        "currency": None,
-        "reason": item.reason,
-        "data": item.data,
-    }
+    return event_record(
+        event_id=item.event_id,
+        debit_id=item.payment,
+        type=TYPES[item.action],
+        attempt=attempt,
+        occurred_at=item.at,
+        source=SOURCE,
+        reason=item.reason,
+        data=item.data,
+    )
 
 
 def _read_file(path: Path, options: ImportOptions) -> Iterator[_Payment]:
@@ -216,12 +215,9 @@ def _object(path: Path, where: str, raw: dict[str, Any], key: str) -> dict[str, 
 def _time(path: Path, where: str, raw: dict[str, Any], options: ImportOptions) -> datetime:
     text = _text(path, where, raw, "created_at")
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        problem = f"expected an ISO 8601 time such as 2019-07-24T18:04:27.512Z, got {text!r}"
-        raise ImportFailed(path, f"{where}.created_at", problem) from None
-    # A time written without an offset is read in the zone the user named.
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=options.timezone)
+        return aware_time(text, options.timezone, example="2019-07-24T18:04:27.512Z")
+    except ValueError as exc:
+        raise ImportFailed(path, f"{where}.created_at", str(exc)) from None
 
 
 def _kind(value: Any) -> str:

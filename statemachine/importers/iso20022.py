@@ -36,6 +36,7 @@ import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
 from . import ImportFailed, ImportOptions, Record
+from ._common import aware_time, event_record
 
 PREFIX: Final = "iso:"
 PAIN008, PAIN002, CAMT054 = "pain.008", "pain.002", "camt.054"
@@ -337,8 +338,10 @@ def _created(message: _Message) -> Iterator[_Draft]:
         ):
             if value:
                 data[key] = value
-        event = _event(message, tx, debit_id, CREATED, message.created_at, data)
-        event["amount"], event["currency"] = amount, currency
+        event = _event(
+            message, tx, debit_id, CREATED, message.created_at, data,
+            amount=amount, currency=currency,
+        )  # fmt: skip
         yield _Draft(f"{message.node.file}:{tx.where}", event, message.created_at)
 
 
@@ -440,9 +443,8 @@ def _status(
         data["AddtlInf"] = info
     # One element may stand for many transactions: the debit keeps their event ids apart.
     suffix = "" if node.element.tag == "TxInfAndSts" else f"#{debit_id}"
-    event = _event(message, node, debit_id, kind, message.created_at, data, suffix)
-    if kind == FAILED:
-        event["reason"] = _first(*(_reason(outer) for outer in nodes))
+    reason = _first(*(_reason(outer) for outer in nodes)) if kind == FAILED else None
+    event = _event(message, node, debit_id, kind, message.created_at, data, suffix, reason=reason)
     return _Draft(f"{message.node.file}:{node.where}", event, message.created_at)
 
 
@@ -544,12 +546,15 @@ def _transaction(
             (e.text or "").strip() for e in return_info.element.findall("AddtlInf") if e.text
         )
         data["RtrInf"] = {k: v for k, v in (("Rsn", reason), ("AddtlInf", info)) if v}
-    event = _event(message, tx, debit_id, FAILED if returned else SUCCEEDED, at, data)
-    event["reason"] = reason
+    amount: tuple[int | None, str | None] = (None, None)
     for place in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
         if tx.child(place) is not None:
-            event["amount"], event["currency"] = _amount(tx, place)
+            amount = _amount(tx, place)
             break
+    event = _event(
+        message, tx, debit_id, FAILED if returned else SUCCEEDED, at, data,
+        amount=amount[0], currency=amount[1], reason=reason,
+    )  # fmt: skip
     return _Draft(f"{message.node.file}:{tx.where}", event, at, returned)
 
 
@@ -579,30 +584,30 @@ def _event(
     at: datetime,
     data: dict[str, Any],
     suffix: str = "",
+    *,
+    amount: int | None = None,
+    currency: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    return {
-        "event_id": message.event_id(node, suffix),
-        "debit_id": debit_id,
-        "type": kind,
-        "attempt": 1,
-        "occurred_at": at.isoformat(),
-        "source": SOURCES[message.kind],
-        "amount": None,
-        "currency": None,
-        "reason": None,
-        "data": data,
-    }
+    return event_record(
+        event_id=message.event_id(node, suffix),
+        debit_id=debit_id,
+        type=kind,
+        occurred_at=at,
+        source=SOURCES[message.kind],
+        amount=amount,
+        currency=currency,
+        reason=reason,
+        data=data,
+    )
 
 
 def _time(node: _Node, name: str, zone: tzinfo) -> datetime:
     text = node.need(name)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        problem = f"expected an ISO 8601 time such as 2018-03-13T10:09:01, got {text!r}"
-        raise node.fail(problem, name) from None
-    # A time written without an offset is read in the zone the user named.
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=zone)
+        return aware_time(text, zone, example="2018-03-13T10:09:01")
+    except ValueError as exc:
+        raise node.fail(str(exc), name) from None
 
 
 def _date_or_time(node: _Node, name: str, zone: tzinfo) -> datetime:
@@ -615,7 +620,7 @@ def _date_or_time(node: _Node, name: str, zone: tzinfo) -> datetime:
     except ValueError:
         problem = f"expected an ISO 8601 date such as 2019-05-19, got {text!r}"
         raise node.fail(problem, f"{name}/Dt") from None
-    return datetime.combine(day, time(), zone)
+    return aware_time(datetime.combine(day, time()), zone)  # the start of that day
 
 
 def _amount(node: _Node, name: str) -> tuple[int, str]:

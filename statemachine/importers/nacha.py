@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
 from ..events import FAILED, REVERSED, SUBMITTED, SUCCEEDED
 from . import ImportFailed, ImportOptions, Record
+from ._common import aware_time, event_record
 
 PREFIX: Final = "nacha:"
 SOURCE: Final = "settlement"
@@ -186,7 +187,7 @@ class _NachaFile:
             problem = f"file creation date and time: expected YYMMDD HHMM, got {text[23:33]!r}"
             raise self._fail(line, problem) from None
         # NACHA times carry no zone: they are read in the zone the user named.
-        self.at = moment.replace(tzinfo=self.options.timezone)
+        self.at = aware_time(moment, self.options.timezone)
         # Immediate origin, creation date, time and modifier identify a file in the scheme.
         self.key = f"{text[13:23].strip()}-{date}{time}{text[33]}"
 
@@ -341,18 +342,17 @@ class _NachaFile:
         reason: str | None,
         data: dict[str, str],
     ) -> None:
-        event: dict[str, Any] = {
-            "event_id": event_id,
-            "debit_id": debit_id,
-            "type": type_,
-            "attempt": 1,
-            "occurred_at": at.isoformat(),
-            "source": SOURCE,
-            "amount": entry.amount,
-            "currency": CURRENCY,
-            "reason": reason,
-            "data": {key: value for key, value in data.items() if value},
-        }
+        event = event_record(
+            event_id=event_id,
+            debit_id=debit_id,
+            type=type_,
+            occurred_at=at,
+            source=SOURCE,
+            amount=entry.amount,
+            currency=CURRENCY,
+            reason=reason,
+            data={key: value for key, value in data.items() if value},
+        )
         self.records.append((f"{self.path}:{line}", event))
 
     def _batch_control(self, line: int, text: str) -> None:

@@ -30,13 +30,14 @@ import attrs
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
 from ..spec import bundled_path
 from . import ImportFailed, ImportOptions, Record
+from ._common import aware_time, event_record
 
 DEFAULT_MAPPING = bundled_path("mappings", "bpic2012.toml")
 MAPPABLE = (CREATED, SUBMITTED, SUCCEEDED, FAILED, REVERSED)
 GZIP_MAGIC = b"\x1f\x8b"
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 # A mapped event waiting for its trace's end: (index in trace, type, occurred_at, activity, data).
-_Mapped = tuple[int, str, str, str, dict[str, str]]
+_Mapped = tuple[int, str, datetime, str, dict[str, str]]
 _KEYS = {
     "": ("source", "debit", "amount", "activities"),
     "debit": ("attribute", "prefix"),
@@ -186,19 +187,13 @@ class _LogReader:
             data["resource"] = resource
         return self.event, kind, self._time(values.get("time:timestamp")), activity, data
 
-    def _time(self, stamp: str | None) -> str:
+    def _time(self, stamp: str | None) -> datetime:
         if stamp is None:
             raise self.fail("expected a time:timestamp attribute on a mapped event, found none")
         try:
-            moment = datetime.fromisoformat(stamp)
-        except ValueError:
-            raise self.fail(
-                f"time:timestamp: expected an ISO 8601 time such as 2011-10-01T00:38:44+02:00, "
-                f"got {stamp!r}"
-            ) from None
-        if moment.utcoffset() is None:
-            moment = moment.replace(tzinfo=self.zone)  # the log wrote no offset
-        return moment.isoformat()
+            return aware_time(stamp, self.zone, example="2011-10-01T00:38:44+02:00")
+        except ValueError as exc:
+            raise self.fail(f"time:timestamp: {exc}") from None
 
     def _trace(
         self,
@@ -218,20 +213,18 @@ class _LogReader:
             )
         debit_id = mapping.debit_prefix + name
         for index, kind, occurred_at, activity, data in events:
-            event: dict[str, Any] = {
-                "event_id": f"xes:{debit_id}:{index}",
-                "debit_id": debit_id,
-                "type": kind,
-                "attempt": 1,
-                "occurred_at": occurred_at,
-                "source": mapping.source,
-                "amount": None,
-                "currency": None,
-                "reason": activity if kind in (FAILED, REVERSED) else None,
-                "data": {"trace": name, **data},
-            }
-            if kind == CREATED:
-                event["amount"], event["currency"] = self._amount(attributes), mapping.currency
+            created = kind == CREATED
+            event = event_record(
+                event_id=f"xes:{debit_id}:{index}",
+                debit_id=debit_id,
+                type=kind,
+                occurred_at=occurred_at,
+                source=mapping.source,
+                amount=self._amount(attributes) if created else None,
+                currency=mapping.currency if created else None,
+                reason=activity if kind in (FAILED, REVERSED) else None,
+                data={"trace": name, **data},
+            )
             yield f"{self.name}:/log/trace[{self.trace}]/event[{index}]", event
 
     def _amount(self, attributes: dict[str | None, str | None]) -> int:
