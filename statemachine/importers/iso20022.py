@@ -35,7 +35,7 @@ from typing import Any, Final
 import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
-from . import ImportFailed, ImportOptions, Record
+from . import ImportFailed, ImportOptions, Record, _xml
 from ._common import aware_time, event_record
 
 PREFIX: Final = "iso:"
@@ -288,7 +288,7 @@ def _load(path: Path, zone: tzinfo) -> _Message:
         got = "JSON" if head[:1] in b"{[" else "text that is not XML"
         raise ImportFailed(path, "line 1", f"expected {EXPECTED}, got {got}")
     try:
-        root = ET.fromstring(raw)
+        root = _xml.parse(raw, path, "an ISO 20022 message")
     except ET.ParseError as exc:
         line, column = exc.position
         problem = str(exc).rsplit(": line ", 1)[0]

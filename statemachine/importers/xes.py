@@ -29,12 +29,14 @@ import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
 from ..spec import bundled_path
-from . import ImportFailed, ImportOptions, Record
+from . import ImportFailed, ImportOptions, Record, _xml
 from ._common import aware_time, event_record
 
 DEFAULT_MAPPING = bundled_path("mappings", "bpic2012.toml")
 MAPPABLE = (CREATED, SUBMITTED, SUCCEEDED, FAILED, REVERSED)
 GZIP_MAGIC = b"\x1f\x8b"
+# What expat says of a document that ends too early.
+_CUT_SHORT = ("no element found", "unclosed token")
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 # A mapped event waiting for its trace's end: (index in trace, type, occurred_at, activity, data).
 _Mapped = tuple[int, str, datetime, str, dict[str, str]]
@@ -124,9 +126,8 @@ class _LogReader:
                     f"line {line}, column {column}",
                 ) from None
             place = f"line {line}, column {column}, in {self.where()}"
-            raise self.fail(
-                f"expected well-formed XES (is the file cut short?): {problem}", place
-            ) from None
+            cut = " (is the file cut short?)" if problem in _CUT_SHORT else ""
+            raise self.fail(f"expected well-formed XES{cut}: {problem}", place) from None
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             where = self.where() if self.started else None
             problem = f"expected complete gzip data (is the file cut short?): {exc}"
@@ -135,7 +136,7 @@ class _LogReader:
             raise ImportFailed(self.name, None, f"cannot read the file ({exc.strerror})") from None
 
     def _parse(self, stream: IO[bytes]) -> Iterator[Record]:
-        parts = ET.iterparse(stream, ("start", "end"))
+        parts = _xml.iterparse(stream, ("start", "end"), self.path, "an XES log")
         _, root = next(parts)
         namespace, _, local = root.tag.rpartition("}")
         if local != "log":
