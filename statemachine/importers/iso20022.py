@@ -18,7 +18,7 @@ by ``MsgId/PmtInfId/EndToEndId``. The mapping is in ``docs/importers/iso20022.md
 ...     path = Path(folder, "pain008.xml")
 ...     _ = path.write_text(document)
 ...     [(event["debit_id"], event["type"], event["amount"], event["occurred_at"])
-...      for _, event in read([path], ImportOptions())]
+...      for _, event in read([path], ImportOptions(), ImportTally())]
 [('M1/P1/loan-42', 'created', 35600, '2026-03-01T09:00:00+00:00')]
 """
 
@@ -35,7 +35,7 @@ from typing import Any, Final
 import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
-from . import ImportFailed, ImportOptions, Record, _xml
+from . import ImportFailed, ImportOptions, ImportTally, Record, _xml
 from ._common import aware_time, event_record
 
 PREFIX: Final = "iso:"
@@ -232,12 +232,13 @@ class _Draft:
     returned: bool = False
 
 
-def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
+def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
     """Yield the events of every message, pain.008 first, then pain.002, then camt.054.
 
     Every file is read before the first event is yielded: joins need the instructions, and a
     bad file fails the import before anything is written.
     """
+    tally.unit = ("transaction or status", "transactions and statuses")
     messages = [_load(path, options.timezone) for path in paths]
     messages.sort(key=lambda message: ORDER.index(message.kind))  # stable: file order within
     known = _Known()
@@ -253,11 +254,11 @@ def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
     drafts: list[_Draft] = []
     for message in messages:
         if message.kind == PAIN008:
-            drafts.extend(_created(message))
+            drafts.extend(_created(message, tally))
         elif message.kind == PAIN002:
-            drafts.extend(_statuses(message, known))
+            drafts.extend(_statuses(message, known, tally))
         else:
-            drafts.extend(_notified(message, known, options.timezone))
+            drafts.extend(_notified(message, known, options.timezone, tally))
     collected: dict[str, datetime] = {}
     for draft in drafts:
         if draft.event["type"] == SUCCEEDED:
@@ -327,8 +328,9 @@ def _instructions(message: _Message) -> Iterator[tuple[_Node, _Node, _Refs, str]
             yield payment, tx, refs, f"{message.msg_id}/{pmt_inf_id}/{end_to_end}"
 
 
-def _created(message: _Message) -> Iterator[_Draft]:
+def _created(message: _Message, tally: ImportTally) -> Iterator[_Draft]:
     for payment, tx, refs, debit_id in _instructions(message):
+        tally.read += 1
         amount, currency = _amount(tx, "InstdAmt")
         data: dict[str, Any] = refs.as_data()
         for key, value in (
@@ -388,29 +390,35 @@ class _Status:
         return cls(level, code) if code in STATUSES else None
 
 
-def _statuses(message: _Message, known: _Known) -> Iterator[_Draft]:
+def _statuses(message: _Message, known: _Known, tally: ImportTally) -> Iterator[_Draft]:
     group, original = _original(message)
     common = {"MsgId": message.msg_id, "OrgnlMsgId": original}
     name = group.text("OrgnlMsgNmId")
     if name:
         common["OrgnlMsgNmId"] = name
     group_status = _Status.of(group, "GrpSts")
+    _count_status(group, "GrpSts", bool(known.payments(original)), tally)
     mentioned: set[str] = set()
     for payment in message.node.children("OrgnlPmtInfAndSts"):
         pmt_inf_id = payment.need("OrgnlPmtInfId")
         mentioned.add(pmt_inf_id)
         here = {**common, "OrgnlPmtInfId": pmt_inf_id}
         payment_status = _Status.of(payment, "PmtInfSts", group_status)
+        _count_status(payment, "PmtInfSts", (original, pmt_inf_id) in known.instructions, tally)
         listed: set[str] = set()
         for tx in payment.children("TxInfAndSts"):
+            tally.read += 1
             refs = _tx_refs(original, pmt_inf_id, tx)
             debit_id = known.debit_id(refs)
             status = _Status.of(tx, "TxSts", payment_status)
             if debit_id is None:
+                tally.skip("pain.002 transaction statuses that name no transaction")
                 continue
             listed.add(debit_id)
             if status is not None:
                 yield _status(message, (tx, payment, group), debit_id, refs, status, here)
+            else:
+                tally.skip(_UNDECIDED, tx.text("TxSts") or "none")
         if payment_status is None:
             continue
         # A status of the payment information stands for its transactions not listed.
@@ -425,6 +433,21 @@ def _statuses(message: _Message, known: _Known) -> Iterator[_Draft]:
             here = {**common, "OrgnlPmtInfId": pmt_inf_id}
             for debit_id, refs in known.instructions[(original, pmt_inf_id)].items():
                 yield _status(message, (group,), debit_id, refs, group_status, here)
+
+
+_UNDECIDED: Final = "pain.002 statuses that decide nothing by themselves"
+
+
+def _count_status(node: _Node, level: str, instructed: bool, tally: ImportTally) -> None:
+    """Count a payment or group status, and skip one that has no transaction to stand for."""
+    code = node.text(level)
+    if code is None:
+        return
+    tally.read += 1
+    if code not in STATUSES:
+        tally.skip(_UNDECIDED, code)
+    elif not instructed:
+        tally.skip(f"pain.002 {level} statuses whose pain.008 is not in the import", code)
 
 
 def _status(
@@ -473,12 +496,18 @@ def _first(*values: str | None) -> str | None:
 # camt.054: the bank's notifications
 
 
-def _notified(message: _Message, known: _Known, zone: tzinfo) -> Iterator[_Draft]:
+def _notified(
+    message: _Message, known: _Known, zone: tzinfo, tally: ImportTally
+) -> Iterator[_Draft]:
     for notification in message.node.children("Ntfctn"):
         for entry in notification.children("Ntry"):
             status = entry.text("Sts/Cd") or entry.text("Sts")
+            listed = len(entry.element.findall("NtryDtls/TxDtls"))
+            tally.read += max(listed, 1)  # an entry without transactions counts as one
             if status not in (BOOKED, INFORMATION):
-                continue  # pending entries are not facts yet
+                for _ in range(max(listed, 1)):  # pending entries are not facts yet
+                    tally.skip("camt.054 transactions of entries not booked", status or "none")
+                continue
             reversal = (entry.text("RvslInd") or "false").lower() in ("true", "1")
             if entry.child("BookgDt") is not None:
                 at = _date_or_time(entry, "BookgDt", zone)
@@ -495,14 +524,18 @@ def _notified(message: _Message, known: _Known, zone: tzinfo) -> Iterator[_Draft
                     entry_data[key] = value
             if reversal:
                 entry_data["RvslInd"] = True
+            if not listed:
+                tally.skip("camt.054 entries that name no transaction (a lump sum)")
             for details in entry.children("NtryDtls"):
                 batch = details.child("Btch")
                 for tx in details.children("TxDtls"):
-                    draft = _transaction(
+                    found = _transaction(
                         message, known, tx, batch, at, entry_code, entry_data, reversal
                     )
-                    if draft is not None:
-                        yield draft
+                    if isinstance(found, _Draft):
+                        yield found
+                    else:
+                        tally.skip(*found)
 
 
 def _transaction(
@@ -514,7 +547,8 @@ def _transaction(
     entry_code: tuple[str, ...],
     entry_data: dict[str, Any],
     reversal: bool,
-) -> _Draft | None:
+) -> _Draft | tuple[str, str | None]:
+    """The transaction's event, or why it has none and the value that says so."""
     end_to_end = tx.text("Refs/EndToEndId")
     refs = _Refs(
         tx.text("Refs/MsgId") or (batch.text("MsgId") if batch else None),
@@ -528,11 +562,14 @@ def _transaction(
     returned = reversal or return_info is not None or (len(code) == 3 and code[2] in RETURNS)
     if not returned:
         direct_debit = len(code) >= 2 and code[1] in DIRECT_DEBITS
-        if entry_data["Sts"] != BOOKED or not (direct_debit or known.match(refs)):
-            return None
+        if entry_data["Sts"] != BOOKED:
+            return "camt.054 information (INFO) transactions that are not returns", None
+        if not (direct_debit or known.match(refs)):
+            kind = "/".join(code) or "no BkTxCd"
+            return "camt.054 transactions that are not direct debits of the import", kind
     debit_id = known.debit_id(refs)
     if debit_id is None:
-        return None
+        return "camt.054 transactions with no reference", None
     data: dict[str, Any] = {**entry_data, "Refs": refs.as_data()}
     if code:
         data["BkTxCd"] = "/".join(code)

@@ -29,7 +29,7 @@ import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
 from ..spec import bundled_path
-from . import ImportFailed, ImportOptions, Record, _xml
+from . import ImportFailed, ImportOptions, ImportTally, Record, _xml
 from ._common import aware_time, event_record
 
 DEFAULT_MAPPING = bundled_path("mappings", "bpic2012.toml")
@@ -86,22 +86,26 @@ class LogMapping:
         return _checked(data, path)
 
 
-def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
+def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
     """Events of every trace of every log, in file order; the mapping is checked first."""
     mapping = LogMapping.load(options.mapping or DEFAULT_MAPPING)
-    return _read_all(paths, mapping, options.timezone)
+    tally.unit = ("event", "events")
+    return _read_all(paths, mapping, options.timezone, tally)
 
 
-def _read_all(paths: Sequence[Path], mapping: LogMapping, zone: tzinfo) -> Iterator[Record]:
+def _read_all(
+    paths: Sequence[Path], mapping: LogMapping, zone: tzinfo, tally: ImportTally
+) -> Iterator[Record]:
     for path in paths:
-        yield from _LogReader(path, mapping, zone).records()
+        yield from _LogReader(path, mapping, zone, tally).records()
 
 
 class _LogReader:
     """One log file; remembers where it is so that an error can name the element."""
 
-    def __init__(self, path: Path, mapping: LogMapping, zone: tzinfo) -> None:
+    def __init__(self, path: Path, mapping: LogMapping, zone: tzinfo, tally: ImportTally) -> None:
         self.path, self.name, self.mapping, self.zone = path, str(path), mapping, zone
+        self.tally = tally
         self.trace = self.event = 0  # 1-based positions of the current (or last) trace and event
         self.in_trace = self.in_event = self.started = False
 
@@ -174,11 +178,14 @@ class _LogReader:
         """(index, type, occurred_at, activity, data) of a mapped event; None if skipped."""
         values = {child.get("key"): child.get("value") for child in element}
         activity = values.get("concept:name")
+        self.tally.read += 1
         if activity is None:
+            self.tally.skip("without a concept:name (the activity)")
             return None
         transition = values.get("lifecycle:transition")
         kind = self.mapping.event_type(activity, transition)
         if kind is None:
+            self.tally.skip("whose activity is not in the mapping", activity)
             return None
         data = {"activity": activity}
         if transition is not None:
