@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -20,8 +20,17 @@ from .clock import Clock, ManualClock, utc_now
 from .dispatch import Sender
 from .engine import Engine
 from .errors import SpecError, StoreError
-from .importers import FORMATS, ImportFailed, ImportOptions, staged, write_jsonl
+from .importers import (
+    FORMATS,
+    ImportFailed,
+    ImportOptions,
+    ImportTally,
+    Record,
+    staged,
+    write_jsonl,
+)
 from .importers import read as read_import
+from .importers.xes import DEFAULT_MAPPING
 from .operations import check_alerts, prometheus_text
 from .records import Notice
 from .replay import (
@@ -257,20 +266,58 @@ def import_(
 
     Files of one format are read together, so that a return finds its debit and a status
     report its instruction. A truncated or foreign file stops the import with its name and
-    line or element; nothing is written then. docs/importers/ has each mapping.
+    line or element; nothing is written then. docs/importers/ has each mapping. A line on
+    standard error says how many records were read and skipped, and why.
+
+    Exit codes: 0 events written; 1 a file refused, or no events in the files (nothing is
+    written); 2 a usage error.
 
     \b
     Example:
         statemachine import nacha outbound.ach returns.ach -o march.jsonl
         statemachine import xes bpic2012.xes.gz --mapping specs/mappings/bpic2012.toml -o bpi.jsonl
     """
+    if format_ == "xes" and mapping is None:
+        click.echo(f"no --mapping: using the bundled BPI Challenge 2012 mapping {DEFAULT_MAPPING}",
+                   err=True)  # fmt: skip
+    tally = ImportTally()
     try:
-        records = read_import(format_, files, ImportOptions(mapping=mapping, timezone=timezone))
-        count = write_jsonl(records, output if output else sys.stdout.buffer)
+        records = read_import(
+            format_, files, ImportOptions(mapping=mapping, timezone=timezone), tally
+        )
+        count = write_jsonl(_some(records), output if output else sys.stdout.buffer)
     except ImportFailed as exc:
         raise click.ClickException(str(exc)) from None
-    if output:
-        click.echo(f"{count} events written to {output}", err=True)
+    except _NoEvents:
+        hint = "; give a mapping that fits the log with --mapping FILE" if format_ == "xes" else ""
+        raise click.ClickException(
+            f"no events in {_named(files)}: {tally.describe()}{hint}"
+        ) from None
+    except OSError as exc:  # readers name their own files: this is the output's folder, ...
+        target = output or "standard output"
+        raise click.ClickException(f"{target}: cannot be written ({exc.strerror})") from None
+    click.echo(f"{count} events written to {output or 'standard output'} ({tally.describe()})",
+               err=True)  # fmt: skip
+
+
+class _NoEvents(Exception):
+    """An import read its files and found no event in them."""
+
+
+def _some(records: Iterable[Record]) -> Iterator[Record]:
+    """The records, or :class:`_NoEvents` at the end when there were none: it stops
+    ``write_jsonl`` before it writes anything."""
+    empty = True
+    for record in records:
+        empty = False
+        yield record
+    if empty:
+        raise _NoEvents
+
+
+def _named(files: tuple[Path, ...]) -> str:
+    shown = ", ".join(map(str, files[:3]))
+    return shown + (f" and {len(files) - 3} more files" if len(files) > 3 else "")
 
 
 def _progress(records: Iterable[Any]) -> Iterable[Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from click.testing import CliRunner
+import pytest
+from click.testing import CliRunner, Result
 
 from statemachine import Engine
 from statemachine.cli import main
+from statemachine.importers.xes import DEFAULT_MAPPING
 
 BODY = {
     "events": [
@@ -76,3 +78,123 @@ def test_an_unknown_timezone_is_refused_with_examples(tmp_path: Path) -> None:
     code, output = invoke("import", "gocardless", str(body), "--timezone", "Mars/Olympus")
     assert code == 2
     assert "Europe/London or +08:00" in output
+
+
+MANDATE = {
+    "events": [
+        {"id": "EV9", "created_at": "2026-03-05T10:00:00.000Z", "resource_type": "mandates",
+         "action": "active", "links": {"mandate": "MD1"}, "details": {}},
+    ]
+}  # fmt: skip
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_a_written_import_says_what_it_read_and_skipped(tmp_path: Path) -> None:
+    body, out = tmp_path / "hook.json", tmp_path / "events.jsonl"
+    body.write_bytes(orjson.dumps({"events": BODY["events"] + MANDATE["events"]}))
+    result = run("import", "gocardless", str(body), "-o", str(out))
+    assert result.exit_code == 0
+    assert result.stderr == (
+        f"2 events written to {out} (read 3 webhook events, skipped 1: "
+        "1 of a resource type other than payments (mandates))\n"
+    )
+
+
+def test_an_import_without_events_says_why_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    body, out = tmp_path / "mandates.json", tmp_path / "events.jsonl"
+    body.write_bytes(orjson.dumps(MANDATE))
+    result = run("import", "gocardless", str(body), "-o", str(out))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no events in {body}: read 1 webhook event, skipped 1: "
+        "1 of a resource type other than payments (mandates)\n"
+    )
+    assert set(tmp_path.iterdir()) == {body}  # no output, no temporary file
+    result = run("import", "gocardless", str(body))  # to standard output: nothing either
+    assert (result.exit_code, result.stdout) == (1, "")
+
+
+@pytest.mark.parametrize(
+    ("format", "name", "why"),
+    [
+        ("xes", "eventlogs_pm4py-core/14_Billing_1t_per_variant.xes.gz",
+         "read 12506 events, skipped 12506: 12506 whose activity is not in the mapping (NEW, "),
+        ("nacha", "nacha_moov-io_ach/contested-return.ach",
+         "read 1 entry, skipped 1: 1 returns of credits, by transaction code (22)"),
+        ("gocardless", "gocardless_alphagov_pay-direct-debit-connector/"
+         "gocardless-webhook-mandate-active.json",
+         "read 1 webhook event, skipped 1: 1 of a resource type other than payments (mandates)"),
+        ("iso20022", "iso20022_moov-io_iso20022/"
+         "pain002-chdd-cor1_p_ch2909000000250094239_1110097483_0_2018031317221082.xml",
+         "read 1 transaction or status, skipped 1: "
+         "1 pain.002 PmtInfSts statuses whose pain.008 is not in the import (ACCP)"),
+    ],
+    ids=["xes-billing", "nacha-contested", "gocardless-mandate", "iso20022-lone-report"],
+)  # fmt: skip
+def test_real_files_without_events_are_reported_not_written(
+    realdata: Path, tmp_path: Path, format: str, name: str, why: str
+) -> None:
+    out = tmp_path / "events.jsonl"
+    result = run("import", format, str(realdata / name), "-o", str(out))
+    assert result.exit_code == 1
+    assert f"Error: no events in {realdata / name}: {why}" in result.stderr
+    assert ("--mapping FILE" in result.stderr) == (format == "xes")
+    assert not out.exists()
+
+
+def test_xes_without_a_mapping_says_it_uses_the_bundled_one(tmp_path: Path) -> None:
+    log = tmp_path / "log.xes"
+    log.write_text("<log><trace><event/></trace></log>")
+    result = run("import", "xes", str(log), "-o", str(tmp_path / "out.jsonl"))
+    first = result.stderr.splitlines()[0]
+    assert first == (
+        f"no --mapping: using the bundled BPI Challenge 2012 mapping {DEFAULT_MAPPING}"
+    )
+    assert DEFAULT_MAPPING.name == "bpic2012.toml"
+    mapping = tmp_path / "mine.toml"
+    mapping.write_text('source = "gateway"\n[activities]\nX = "failed"\n')
+    result = run("import", "xes", str(log), "--mapping", str(mapping))
+    assert "no --mapping" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("format", "text"),
+    [
+        ("iso20022", '<?xml version="1.0" encoding="UTF-3"?>\n<Document/>'),
+        ("xes", '<?xml version="1.0" encoding="UTF-3"?>\n<log/>'),
+    ],
+)
+def test_an_unknown_encoding_is_refused_without_a_traceback(
+    tmp_path: Path, format: str, text: str
+) -> None:
+    path, out = tmp_path / "in.xml", tmp_path / "events.jsonl"
+    path.write_text(text)
+    result = run("import", format, str(path), "-o", str(out))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines()[-1].startswith(f"Error: {path}: line 1: XML declaration:")
+    assert "got encoding='UTF-3'" in result.stderr
+    assert not out.exists()
+
+
+def test_an_output_folder_that_does_not_exist_is_refused_by_name(tmp_path: Path) -> None:
+    body, out = tmp_path / "hook.json", tmp_path / "missing" / "events.jsonl"
+    body.write_bytes(orjson.dumps(BODY))
+    result = run("import", "gocardless", str(body), "-o", str(out))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr == f"Error: {out}: cannot be written (No such file or directory)\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["import"], ["import", "paper", "x.json"], ["import", "gocardless", "no-such-file.json"]],
+    ids=["no-format", "unknown-format", "missing-file"],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert "import [OPTIONS] FORMAT FILES..." in result.stderr

@@ -1,9 +1,10 @@
 """Importers: payment formats read into DESIGN's events.
 
 Each format is a module of this package with one function,
-``read(paths, options) -> Iterator[Record]``, that reads every file given (a format may join
-files: a return to its debit, a status report to its instruction) and yields events in
-DESIGN's JSON form, each with the place it came from. A file that is truncated, foreign or
+``read(paths, options, tally) -> Iterator[Record]``, that reads every file given (a format may
+join files: a return to its debit, a status report to its instruction) and yields events in
+DESIGN's JSON form, each with the place it came from; it counts what it read and what it
+skipped, and why, in the :class:`ImportTally`. A file that is truncated, foreign or
 broken raises :class:`ImportFailed` naming the file and the line or element; callers write
 nothing until a whole import has been read (:func:`write_jsonl`).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, tzinfo
@@ -54,7 +56,50 @@ class ImportOptions:
     timezone: tzinfo = UTC
 
 
-Reader = Callable[[Sequence[Path], ImportOptions], Iterator[Record]]
+@attrs.define
+class ImportTally:
+    """What an import read and what it skipped, and why; the format's reader fills it in as it
+    reads, so it is complete once the records are.
+
+    >>> tally = ImportTally()
+    >>> tally.unit = ("webhook event", "webhook events")
+    >>> tally.read += 3
+    >>> tally.skip("of a resource type other than payments", "mandates")
+    >>> tally.skip("of a resource type other than payments", "payouts")
+    >>> tally.describe()
+    'read 3 webhook events, skipped 2: 2 of a resource type other than payments (mandates, payouts)'
+    """
+
+    # What a format counts (webhook events, entries, XES events ...): singular and plural.
+    unit: tuple[str, str] = ("record", "records")
+    read: int = 0
+    skipped: Counter[str] = attrs.Factory(Counter)
+    # Reason -> the values that gave it (an action, an activity, a transaction code), counted.
+    examples: dict[str, Counter[str]] = attrs.Factory(dict)
+
+    def skip(self, reason: str, example: str | None = None) -> None:
+        """Count one record skipped for ``reason``, with the value that made it so."""
+        self.skipped[reason] += 1
+        if example is not None:
+            self.examples.setdefault(reason, Counter())[example] += 1
+
+    def describe(self) -> str:
+        """``read N units, skipped M: count reason (examples); ...``, most frequent first."""
+        head = f"read {self.read} {self.unit[self.read != 1]}"
+        if not self.skipped:
+            return f"{head}, skipped none"
+        parts = []
+        for reason, count in self.skipped.most_common():
+            seen = self.examples.get(reason)
+            if seen:
+                shown = [str(value) for value, _ in seen.most_common(3)]
+                more = ", ..." if len(seen) > 3 else ""
+                reason = f"{reason} ({', '.join(shown)}{more})"
+            parts.append(f"{count} {reason}")
+        return f"{head}, skipped {self.skipped.total()}: {'; '.join(parts)}"
+
+
+Reader = Callable[[Sequence[Path], ImportOptions, ImportTally], Iterator[Record]]
 
 FORMATS: dict[str, str] = {
     "gocardless": "GoCardless webhook bodies (JSON), payment events",
@@ -74,25 +119,34 @@ def reader(format: str) -> Reader:
 
 
 def read(
-    format: str, paths: Iterable[str | Path], options: ImportOptions | None = None
+    format: str,
+    paths: Iterable[str | Path],
+    options: ImportOptions | None = None,
+    tally: ImportTally | None = None,
 ) -> Iterator[Record]:
-    """Read files of one format as events; raises :class:`ImportFailed` on bad input."""
+    """Read files of one format as events; raises :class:`ImportFailed` on bad input.
+
+    ``tally``, when given, counts what was read and skipped once the records are.
+    """
     files = [Path(p) for p in paths]
     for path in files:
         if not path.is_file():
             raise ImportFailed(path, None, "no such file")
-    return reader(format)(files, options or ImportOptions())
+    return reader(format)(files, options or ImportOptions(), tally or ImportTally())
 
 
 @contextmanager
 def staged(
-    format: str, paths: Iterable[str | Path], options: ImportOptions | None = None
+    format: str,
+    paths: Iterable[str | Path],
+    options: ImportOptions | None = None,
+    tally: ImportTally | None = None,
 ) -> Iterator[Iterator[tuple[str, bytes, dict[str, Any]]]]:
     """Read a whole import into a temporary file, then stream it back as replay records
     ``(origin, raw, event)``: a bad file stops the import before anything is replayed, and
     memory stays small whatever the import's size."""
     with tempfile.TemporaryFile() as spool:
-        for origin, event in read(format, paths, options):
+        for origin, event in read(format, paths, options, tally):
             spool.write(orjson.dumps([origin, event]) + b"\n")
         spool.seek(0)
 

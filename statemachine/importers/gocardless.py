@@ -13,7 +13,7 @@ skipped. The mapping and its reasons are in ``docs/importers/gocardless.md``.
 ...     path = Path(folder, "hook.json")
 ...     _ = path.write_text(body)
 ...     [(origin.rsplit(":", 1)[1], event["event_id"], event["type"], event["occurred_at"])
-...      for origin, event in read([path], ImportOptions())]
+...      for origin, event in read([path], ImportOptions(), ImportTally())]
 [('events[0]', 'gc:EV1', 'succeeded', '2019-07-01T13:00:00+00:00')]
 """
 
@@ -29,7 +29,8 @@ import attrs
 import orjson
 
 from ..events import FAILED, RETRIED, REVERSED, SUBMITTED, SUCCEEDED
-from . import ImportFailed, ImportOptions, Record
+from . import ImportFailed, ImportOptions, ImportTally, Record
+from ._common import aware_time, event_record
 
 PREFIX: Final = "gc:"
 SOURCE: Final = "gateway"
@@ -68,13 +69,14 @@ class _Payment:
     data: dict[str, Any]
 
 
-def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
+def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
     """Yield the payment events of every file in file order, each with its origin.
 
     Every file is read before the first event is yielded: attempts are counted over the
     whole import, and a bad file fails the import before anything is written.
     """
-    payments = [item for path in paths for item in _read_file(path, options)]
+    tally.unit = ("webhook event", "webhook events")
+    payments = [item for path in paths for item in _read_file(path, options, tally)]
     retries: dict[str, list[tuple[datetime, str]]] = {}
     for item in payments:
         if item.action == RESUBMISSION:
@@ -94,21 +96,19 @@ def _attempt(item: _Payment, retries: list[tuple[datetime, str]]) -> int:
 
 
 def _event(item: _Payment, attempt: int) -> dict[str, Any]:
-    return {
-        "event_id": item.event_id,
-        "debit_id": item.payment,
-        "type": TYPES[item.action],
-        "attempt": attempt,
-        "occurred_at": item.at.isoformat(),
-        "source": SOURCE,
-        "amount": None,
-        "currency": None,
-        "reason": item.reason,
-        "data": item.data,
-    }
+    return event_record(
+        event_id=item.event_id,
+        debit_id=item.payment,
+        type=TYPES[item.action],
+        attempt=attempt,
+        occurred_at=item.at,
+        source=SOURCE,
+        reason=item.reason,
+        data=item.data,
+    )
 
 
-def _read_file(path: Path, options: ImportOptions) -> Iterator[_Payment]:
+def _read_file(path: Path, options: ImportOptions, tally: ImportTally) -> Iterator[_Payment]:
     for line, body in _bodies(path):
         here = f"line {line}: " if line else ""
         place = f"{path}:{line}:" if line else f"{path}:"
@@ -117,7 +117,8 @@ def _read_file(path: Path, options: ImportOptions) -> Iterator[_Payment]:
             raise ImportFailed(path, where, f"expected {_EXPECTED}, got {_kind(body)}")
         for index, raw in enumerate(body["events"]):
             where, origin = f"{here}events[{index}]", f"{place}events[{index}]"
-            item = _payment(path, where, origin, raw, options)
+            tally.read += 1
+            item = _payment(path, where, origin, raw, options, tally)
             if item is not None:
                 yield item
 
@@ -169,13 +170,17 @@ def _is_json(line: bytes) -> bool:
 
 
 def _payment(
-    path: Path, where: str, origin: str, raw: Any, options: ImportOptions
+    path: Path, where: str, origin: str, raw: Any, options: ImportOptions, tally: ImportTally
 ) -> _Payment | None:
     if not isinstance(raw, dict):
         raise ImportFailed(path, where, f"expected a webhook event object, got {_kind(raw)}")
     event_id = _text(path, where, raw, "id")
     resource, action = _text(path, where, raw, "resource_type"), _text(path, where, raw, "action")
-    if resource != "payments" or action not in TYPES:
+    if resource != "payments":
+        tally.skip("of a resource type other than payments", resource)
+        return None
+    if action not in TYPES:
+        tally.skip("payment events with an action that maps to no event", action)
         return None
     links = _object(path, where, raw, "links")
     details = _object(path, where, raw, "details")
@@ -216,12 +221,9 @@ def _object(path: Path, where: str, raw: dict[str, Any], key: str) -> dict[str, 
 def _time(path: Path, where: str, raw: dict[str, Any], options: ImportOptions) -> datetime:
     text = _text(path, where, raw, "created_at")
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        problem = f"expected an ISO 8601 time such as 2019-07-24T18:04:27.512Z, got {text!r}"
-        raise ImportFailed(path, f"{where}.created_at", problem) from None
-    # A time written without an offset is read in the zone the user named.
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=options.timezone)
+        return aware_time(text, options.timezone, example="2019-07-24T18:04:27.512Z")
+    except ValueError as exc:
+        raise ImportFailed(path, f"{where}.created_at", str(exc)) from None
 
 
 def _kind(value: Any) -> str:

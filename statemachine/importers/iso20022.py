@@ -18,7 +18,7 @@ by ``MsgId/PmtInfId/EndToEndId``. The mapping is in ``docs/importers/iso20022.md
 ...     path = Path(folder, "pain008.xml")
 ...     _ = path.write_text(document)
 ...     [(event["debit_id"], event["type"], event["amount"], event["occurred_at"])
-...      for _, event in read([path], ImportOptions())]
+...      for _, event in read([path], ImportOptions(), ImportTally())]
 [('M1/P1/loan-42', 'created', 35600, '2026-03-01T09:00:00+00:00')]
 """
 
@@ -35,7 +35,8 @@ from typing import Any, Final
 import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
-from . import ImportFailed, ImportOptions, Record
+from . import ImportFailed, ImportOptions, ImportTally, Record, _xml
+from ._common import aware_time, event_record
 
 PREFIX: Final = "iso:"
 PAIN008, PAIN002, CAMT054 = "pain.008", "pain.002", "camt.054"
@@ -231,12 +232,13 @@ class _Draft:
     returned: bool = False
 
 
-def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
+def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
     """Yield the events of every message, pain.008 first, then pain.002, then camt.054.
 
     Every file is read before the first event is yielded: joins need the instructions, and a
     bad file fails the import before anything is written.
     """
+    tally.unit = ("transaction or status", "transactions and statuses")
     messages = [_load(path, options.timezone) for path in paths]
     messages.sort(key=lambda message: ORDER.index(message.kind))  # stable: file order within
     known = _Known()
@@ -252,11 +254,11 @@ def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
     drafts: list[_Draft] = []
     for message in messages:
         if message.kind == PAIN008:
-            drafts.extend(_created(message))
+            drafts.extend(_created(message, tally))
         elif message.kind == PAIN002:
-            drafts.extend(_statuses(message, known))
+            drafts.extend(_statuses(message, known, tally))
         else:
-            drafts.extend(_notified(message, known, options.timezone))
+            drafts.extend(_notified(message, known, options.timezone, tally))
     collected: dict[str, datetime] = {}
     for draft in drafts:
         if draft.event["type"] == SUCCEEDED:
@@ -287,7 +289,7 @@ def _load(path: Path, zone: tzinfo) -> _Message:
         got = "JSON" if head[:1] in b"{[" else "text that is not XML"
         raise ImportFailed(path, "line 1", f"expected {EXPECTED}, got {got}")
     try:
-        root = ET.fromstring(raw)
+        root = _xml.parse(raw, path, "an ISO 20022 message")
     except ET.ParseError as exc:
         line, column = exc.position
         problem = str(exc).rsplit(": line ", 1)[0]
@@ -326,8 +328,9 @@ def _instructions(message: _Message) -> Iterator[tuple[_Node, _Node, _Refs, str]
             yield payment, tx, refs, f"{message.msg_id}/{pmt_inf_id}/{end_to_end}"
 
 
-def _created(message: _Message) -> Iterator[_Draft]:
+def _created(message: _Message, tally: ImportTally) -> Iterator[_Draft]:
     for payment, tx, refs, debit_id in _instructions(message):
+        tally.read += 1
         amount, currency = _amount(tx, "InstdAmt")
         data: dict[str, Any] = refs.as_data()
         for key, value in (
@@ -337,8 +340,10 @@ def _created(message: _Message) -> Iterator[_Draft]:
         ):
             if value:
                 data[key] = value
-        event = _event(message, tx, debit_id, CREATED, message.created_at, data)
-        event["amount"], event["currency"] = amount, currency
+        event = _event(
+            message, tx, debit_id, CREATED, message.created_at, data,
+            amount=amount, currency=currency,
+        )  # fmt: skip
         yield _Draft(f"{message.node.file}:{tx.where}", event, message.created_at)
 
 
@@ -385,29 +390,35 @@ class _Status:
         return cls(level, code) if code in STATUSES else None
 
 
-def _statuses(message: _Message, known: _Known) -> Iterator[_Draft]:
+def _statuses(message: _Message, known: _Known, tally: ImportTally) -> Iterator[_Draft]:
     group, original = _original(message)
     common = {"MsgId": message.msg_id, "OrgnlMsgId": original}
     name = group.text("OrgnlMsgNmId")
     if name:
         common["OrgnlMsgNmId"] = name
     group_status = _Status.of(group, "GrpSts")
+    _count_status(group, "GrpSts", bool(known.payments(original)), tally)
     mentioned: set[str] = set()
     for payment in message.node.children("OrgnlPmtInfAndSts"):
         pmt_inf_id = payment.need("OrgnlPmtInfId")
         mentioned.add(pmt_inf_id)
         here = {**common, "OrgnlPmtInfId": pmt_inf_id}
         payment_status = _Status.of(payment, "PmtInfSts", group_status)
+        _count_status(payment, "PmtInfSts", (original, pmt_inf_id) in known.instructions, tally)
         listed: set[str] = set()
         for tx in payment.children("TxInfAndSts"):
+            tally.read += 1
             refs = _tx_refs(original, pmt_inf_id, tx)
             debit_id = known.debit_id(refs)
             status = _Status.of(tx, "TxSts", payment_status)
             if debit_id is None:
+                tally.skip("pain.002 transaction statuses that name no transaction")
                 continue
             listed.add(debit_id)
             if status is not None:
                 yield _status(message, (tx, payment, group), debit_id, refs, status, here)
+            else:
+                tally.skip(_UNDECIDED, tx.text("TxSts") or "none")
         if payment_status is None:
             continue
         # A status of the payment information stands for its transactions not listed.
@@ -422,6 +433,21 @@ def _statuses(message: _Message, known: _Known) -> Iterator[_Draft]:
             here = {**common, "OrgnlPmtInfId": pmt_inf_id}
             for debit_id, refs in known.instructions[(original, pmt_inf_id)].items():
                 yield _status(message, (group,), debit_id, refs, group_status, here)
+
+
+_UNDECIDED: Final = "pain.002 statuses that decide nothing by themselves"
+
+
+def _count_status(node: _Node, level: str, instructed: bool, tally: ImportTally) -> None:
+    """Count a payment or group status, and skip one that has no transaction to stand for."""
+    code = node.text(level)
+    if code is None:
+        return
+    tally.read += 1
+    if code not in STATUSES:
+        tally.skip(_UNDECIDED, code)
+    elif not instructed:
+        tally.skip(f"pain.002 {level} statuses whose pain.008 is not in the import", code)
 
 
 def _status(
@@ -440,9 +466,8 @@ def _status(
         data["AddtlInf"] = info
     # One element may stand for many transactions: the debit keeps their event ids apart.
     suffix = "" if node.element.tag == "TxInfAndSts" else f"#{debit_id}"
-    event = _event(message, node, debit_id, kind, message.created_at, data, suffix)
-    if kind == FAILED:
-        event["reason"] = _first(*(_reason(outer) for outer in nodes))
+    reason = _first(*(_reason(outer) for outer in nodes)) if kind == FAILED else None
+    event = _event(message, node, debit_id, kind, message.created_at, data, suffix, reason=reason)
     return _Draft(f"{message.node.file}:{node.where}", event, message.created_at)
 
 
@@ -471,12 +496,18 @@ def _first(*values: str | None) -> str | None:
 # camt.054: the bank's notifications
 
 
-def _notified(message: _Message, known: _Known, zone: tzinfo) -> Iterator[_Draft]:
+def _notified(
+    message: _Message, known: _Known, zone: tzinfo, tally: ImportTally
+) -> Iterator[_Draft]:
     for notification in message.node.children("Ntfctn"):
         for entry in notification.children("Ntry"):
             status = entry.text("Sts/Cd") or entry.text("Sts")
+            listed = len(entry.element.findall("NtryDtls/TxDtls"))
+            tally.read += max(listed, 1)  # an entry without transactions counts as one
             if status not in (BOOKED, INFORMATION):
-                continue  # pending entries are not facts yet
+                for _ in range(max(listed, 1)):  # pending entries are not facts yet
+                    tally.skip("camt.054 transactions of entries not booked", status or "none")
+                continue
             reversal = (entry.text("RvslInd") or "false").lower() in ("true", "1")
             if entry.child("BookgDt") is not None:
                 at = _date_or_time(entry, "BookgDt", zone)
@@ -493,14 +524,18 @@ def _notified(message: _Message, known: _Known, zone: tzinfo) -> Iterator[_Draft
                     entry_data[key] = value
             if reversal:
                 entry_data["RvslInd"] = True
+            if not listed:
+                tally.skip("camt.054 entries that name no transaction (a lump sum)")
             for details in entry.children("NtryDtls"):
                 batch = details.child("Btch")
                 for tx in details.children("TxDtls"):
-                    draft = _transaction(
+                    found = _transaction(
                         message, known, tx, batch, at, entry_code, entry_data, reversal
                     )
-                    if draft is not None:
-                        yield draft
+                    if isinstance(found, _Draft):
+                        yield found
+                    else:
+                        tally.skip(*found)
 
 
 def _transaction(
@@ -512,7 +547,8 @@ def _transaction(
     entry_code: tuple[str, ...],
     entry_data: dict[str, Any],
     reversal: bool,
-) -> _Draft | None:
+) -> _Draft | tuple[str, str | None]:
+    """The transaction's event, or why it has none and the value that says so."""
     end_to_end = tx.text("Refs/EndToEndId")
     refs = _Refs(
         tx.text("Refs/MsgId") or (batch.text("MsgId") if batch else None),
@@ -526,11 +562,14 @@ def _transaction(
     returned = reversal or return_info is not None or (len(code) == 3 and code[2] in RETURNS)
     if not returned:
         direct_debit = len(code) >= 2 and code[1] in DIRECT_DEBITS
-        if entry_data["Sts"] != BOOKED or not (direct_debit or known.match(refs)):
-            return None
+        if entry_data["Sts"] != BOOKED:
+            return "camt.054 information (INFO) transactions that are not returns", None
+        if not (direct_debit or known.match(refs)):
+            kind = "/".join(code) or "no BkTxCd"
+            return "camt.054 transactions that are not direct debits of the import", kind
     debit_id = known.debit_id(refs)
     if debit_id is None:
-        return None
+        return "camt.054 transactions with no reference", None
     data: dict[str, Any] = {**entry_data, "Refs": refs.as_data()}
     if code:
         data["BkTxCd"] = "/".join(code)
@@ -544,12 +583,15 @@ def _transaction(
             (e.text or "").strip() for e in return_info.element.findall("AddtlInf") if e.text
         )
         data["RtrInf"] = {k: v for k, v in (("Rsn", reason), ("AddtlInf", info)) if v}
-    event = _event(message, tx, debit_id, FAILED if returned else SUCCEEDED, at, data)
-    event["reason"] = reason
+    amount: tuple[int | None, str | None] = (None, None)
     for place in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
         if tx.child(place) is not None:
-            event["amount"], event["currency"] = _amount(tx, place)
+            amount = _amount(tx, place)
             break
+    event = _event(
+        message, tx, debit_id, FAILED if returned else SUCCEEDED, at, data,
+        amount=amount[0], currency=amount[1], reason=reason,
+    )  # fmt: skip
     return _Draft(f"{message.node.file}:{tx.where}", event, at, returned)
 
 
@@ -579,30 +621,30 @@ def _event(
     at: datetime,
     data: dict[str, Any],
     suffix: str = "",
+    *,
+    amount: int | None = None,
+    currency: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    return {
-        "event_id": message.event_id(node, suffix),
-        "debit_id": debit_id,
-        "type": kind,
-        "attempt": 1,
-        "occurred_at": at.isoformat(),
-        "source": SOURCES[message.kind],
-        "amount": None,
-        "currency": None,
-        "reason": None,
-        "data": data,
-    }
+    return event_record(
+        event_id=message.event_id(node, suffix),
+        debit_id=debit_id,
+        type=kind,
+        occurred_at=at,
+        source=SOURCES[message.kind],
+        amount=amount,
+        currency=currency,
+        reason=reason,
+        data=data,
+    )
 
 
 def _time(node: _Node, name: str, zone: tzinfo) -> datetime:
     text = node.need(name)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        problem = f"expected an ISO 8601 time such as 2018-03-13T10:09:01, got {text!r}"
-        raise node.fail(problem, name) from None
-    # A time written without an offset is read in the zone the user named.
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=zone)
+        return aware_time(text, zone, example="2018-03-13T10:09:01")
+    except ValueError as exc:
+        raise node.fail(str(exc), name) from None
 
 
 def _date_or_time(node: _Node, name: str, zone: tzinfo) -> datetime:
@@ -615,7 +657,7 @@ def _date_or_time(node: _Node, name: str, zone: tzinfo) -> datetime:
     except ValueError:
         problem = f"expected an ISO 8601 date such as 2019-05-19, got {text!r}"
         raise node.fail(problem, f"{name}/Dt") from None
-    return datetime.combine(day, time(), zone)
+    return aware_time(datetime.combine(day, time()), zone)  # the start of that day
 
 
 def _amount(node: _Node, name: str) -> tuple[int, str]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
 from ..events import FAILED, REVERSED, SUBMITTED, SUCCEEDED
-from . import ImportFailed, ImportOptions, Record
+from . import ImportFailed, ImportOptions, ImportTally, Record
+from ._common import aware_time, event_record
 
 PREFIX: Final = "nacha:"
 SOURCE: Final = "settlement"
@@ -82,12 +83,14 @@ def stage(code: str) -> str:
     return "dishonored" if code in DISHONORED_CODES else "return"
 
 
-def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
+def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
     """Yield the events of every file in file order, each with its origin ``FILE:LINE``.
 
     Every file is read and checked (layout, counts, totals) before the first event is yielded.
     """
-    records = [record for path in paths for record in _NachaFile(path, options).events()]
+    tally.unit = ("entry", "entries")
+    files = [_NachaFile(path, options, tally) for path in paths]
+    records = [record for file in files for record in file.events()]
     yield from records
 
 
@@ -114,6 +117,7 @@ class _Entry:
     # Addenda types seen (98 notification of change, 99 return) and return codes seen.
     kinds: set[str] = attrs.Factory(set)
     codes: list[str] = attrs.Factory(list)
+    events: int = 0
 
     @property
     def debit(self) -> bool:
@@ -127,6 +131,7 @@ class _NachaFile:
 
     path: Path
     options: ImportOptions
+    tally: ImportTally
     records: list[Record] = attrs.Factory(list)
     batch: _Batch | None = None
     entry: _Entry | None = None
@@ -186,7 +191,7 @@ class _NachaFile:
             problem = f"file creation date and time: expected YYMMDD HHMM, got {text[23:33]!r}"
             raise self._fail(line, problem) from None
         # NACHA times carry no zone: they are read in the zone the user named.
-        self.at = moment.replace(tzinfo=self.options.timezone)
+        self.at = aware_time(moment, self.options.timezone)
         # Immediate origin, creation date, time and modifier identify a file in the scheme.
         self.key = f"{text[13:23].strip()}-{date}{time}{text[33]}"
 
@@ -194,6 +199,9 @@ class _NachaFile:
         kind = text[0]
         if kind in "67" and self.batch is not None and self.batch.advice:
             self.batch.count += 1  # an advice's entries have another layout: counted only
+            if kind == "6":
+                self.tally.read += 1
+                self.tally.skip("entries of advice batches (another layout)", "ADV")
             return None
         if kind == "7":
             return self._addenda(line, text)
@@ -242,6 +250,7 @@ class _NachaFile:
             problem = f"addenda record indicator (column 79): expected 0 or 1, got {text[78]!r}"
             raise self._fail(line, problem)
         batch.count += 1
+        self.tally.read += 1
         if code[1] in "1234":
             batch.credits += amount
         else:
@@ -281,16 +290,37 @@ class _NachaFile:
         self._finish(entry)
 
     def _finish(self, entry: _Entry) -> None:
-        if entry.kinds & {"98", "99"}:
-            return  # a return or a notification of change, not an outbound entry
+        assert self.batch is not None  # entries are only read inside a batch
+        if "99" in entry.kinds:  # a return, its events made from its addenda
+            if not entry.events:
+                self._skip(entry, "returns of ")
+            return
+        if "98" in entry.kinds:
+            self.tally.skip("notifications of change (addenda 98), by transaction code", entry.code)
+            return
         if entry.code in RETURN_ENTRIES:
             problem = "expected an addenda 99 (return) or 98 (notification of change) after a "
             raise self._fail(entry.line, problem + f"return entry (transaction code {entry.code})")
-        assert self.batch is not None  # entries are only read inside a batch
         if self.batch.mapped and entry.code in DEBIT_ENTRIES and entry.amount > 0:
             event_id = f"{PREFIX}{self.key}:{entry.trace}"
             self._emit(entry.line, event_id, entry.trace, SUBMITTED, self.at, entry, None,
                        entry.fields)  # fmt: skip
+        else:
+            self._skip(entry, "")
+
+    def _skip(self, entry: _Entry, what: str) -> None:
+        """Count an entry that makes no event, by why it is no debit collection."""
+        assert self.batch is not None  # entries are only read inside a batch
+        if not self.batch.mapped:
+            sec = self.batch.fields["sec_code"]
+            return self.tally.skip(f"{what}entries of {sec} batches (another layout)", sec)
+        if entry.code[1] in "1234":
+            why = "credits"
+        elif entry.code in NO_MONEY or entry.amount == 0:
+            why = "prenotes and zero-dollar entries"
+        else:
+            why = "debits to other than a checking or savings account (27, 37)"
+        self.tally.skip(f"{what}{why}, by transaction code", entry.code)
 
     def _return(self, line: int, text: str, entry: _Entry) -> None:
         code = text[3:6]
@@ -341,19 +371,19 @@ class _NachaFile:
         reason: str | None,
         data: dict[str, str],
     ) -> None:
-        event: dict[str, Any] = {
-            "event_id": event_id,
-            "debit_id": debit_id,
-            "type": type_,
-            "attempt": 1,
-            "occurred_at": at.isoformat(),
-            "source": SOURCE,
-            "amount": entry.amount,
-            "currency": CURRENCY,
-            "reason": reason,
-            "data": {key: value for key, value in data.items() if value},
-        }
+        event = event_record(
+            event_id=event_id,
+            debit_id=debit_id,
+            type=type_,
+            occurred_at=at,
+            source=SOURCE,
+            amount=entry.amount,
+            currency=CURRENCY,
+            reason=reason,
+            data={key: value for key, value in data.items() if value},
+        )
         self.records.append((f"{self.path}:{line}", event))
+        entry.events += 1
 
     def _batch_control(self, line: int, text: str) -> None:
         batch = self._open_batch(line, "a batch control record")

@@ -29,14 +29,17 @@ import attrs
 
 from ..events import CREATED, FAILED, REVERSED, SUBMITTED, SUCCEEDED
 from ..spec import bundled_path
-from . import ImportFailed, ImportOptions, Record
+from . import ImportFailed, ImportOptions, ImportTally, Record, _xml
+from ._common import aware_time, event_record
 
 DEFAULT_MAPPING = bundled_path("mappings", "bpic2012.toml")
 MAPPABLE = (CREATED, SUBMITTED, SUCCEEDED, FAILED, REVERSED)
 GZIP_MAGIC = b"\x1f\x8b"
+# What expat says of a document that ends too early.
+_CUT_SHORT = ("no element found", "unclosed token")
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 # A mapped event waiting for its trace's end: (index in trace, type, occurred_at, activity, data).
-_Mapped = tuple[int, str, str, str, dict[str, str]]
+_Mapped = tuple[int, str, datetime, str, dict[str, str]]
 _KEYS = {
     "": ("source", "debit", "amount", "activities"),
     "debit": ("attribute", "prefix"),
@@ -83,22 +86,26 @@ class LogMapping:
         return _checked(data, path)
 
 
-def read(paths: Sequence[Path], options: ImportOptions) -> Iterator[Record]:
+def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
     """Events of every trace of every log, in file order; the mapping is checked first."""
     mapping = LogMapping.load(options.mapping or DEFAULT_MAPPING)
-    return _read_all(paths, mapping, options.timezone)
+    tally.unit = ("event", "events")
+    return _read_all(paths, mapping, options.timezone, tally)
 
 
-def _read_all(paths: Sequence[Path], mapping: LogMapping, zone: tzinfo) -> Iterator[Record]:
+def _read_all(
+    paths: Sequence[Path], mapping: LogMapping, zone: tzinfo, tally: ImportTally
+) -> Iterator[Record]:
     for path in paths:
-        yield from _LogReader(path, mapping, zone).records()
+        yield from _LogReader(path, mapping, zone, tally).records()
 
 
 class _LogReader:
     """One log file; remembers where it is so that an error can name the element."""
 
-    def __init__(self, path: Path, mapping: LogMapping, zone: tzinfo) -> None:
+    def __init__(self, path: Path, mapping: LogMapping, zone: tzinfo, tally: ImportTally) -> None:
         self.path, self.name, self.mapping, self.zone = path, str(path), mapping, zone
+        self.tally = tally
         self.trace = self.event = 0  # 1-based positions of the current (or last) trace and event
         self.in_trace = self.in_event = self.started = False
 
@@ -123,9 +130,8 @@ class _LogReader:
                     f"line {line}, column {column}",
                 ) from None
             place = f"line {line}, column {column}, in {self.where()}"
-            raise self.fail(
-                f"expected well-formed XES (is the file cut short?): {problem}", place
-            ) from None
+            cut = " (is the file cut short?)" if problem in _CUT_SHORT else ""
+            raise self.fail(f"expected well-formed XES{cut}: {problem}", place) from None
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             where = self.where() if self.started else None
             problem = f"expected complete gzip data (is the file cut short?): {exc}"
@@ -134,7 +140,7 @@ class _LogReader:
             raise ImportFailed(self.name, None, f"cannot read the file ({exc.strerror})") from None
 
     def _parse(self, stream: IO[bytes]) -> Iterator[Record]:
-        parts = ET.iterparse(stream, ("start", "end"))
+        parts = _xml.iterparse(stream, ("start", "end"), self.path, "an XES log")
         _, root = next(parts)
         namespace, _, local = root.tag.rpartition("}")
         if local != "log":
@@ -172,11 +178,14 @@ class _LogReader:
         """(index, type, occurred_at, activity, data) of a mapped event; None if skipped."""
         values = {child.get("key"): child.get("value") for child in element}
         activity = values.get("concept:name")
+        self.tally.read += 1
         if activity is None:
+            self.tally.skip("without a concept:name (the activity)")
             return None
         transition = values.get("lifecycle:transition")
         kind = self.mapping.event_type(activity, transition)
         if kind is None:
+            self.tally.skip("whose activity is not in the mapping", activity)
             return None
         data = {"activity": activity}
         if transition is not None:
@@ -186,19 +195,13 @@ class _LogReader:
             data["resource"] = resource
         return self.event, kind, self._time(values.get("time:timestamp")), activity, data
 
-    def _time(self, stamp: str | None) -> str:
+    def _time(self, stamp: str | None) -> datetime:
         if stamp is None:
             raise self.fail("expected a time:timestamp attribute on a mapped event, found none")
         try:
-            moment = datetime.fromisoformat(stamp)
-        except ValueError:
-            raise self.fail(
-                f"time:timestamp: expected an ISO 8601 time such as 2011-10-01T00:38:44+02:00, "
-                f"got {stamp!r}"
-            ) from None
-        if moment.utcoffset() is None:
-            moment = moment.replace(tzinfo=self.zone)  # the log wrote no offset
-        return moment.isoformat()
+            return aware_time(stamp, self.zone, example="2011-10-01T00:38:44+02:00")
+        except ValueError as exc:
+            raise self.fail(f"time:timestamp: {exc}") from None
 
     def _trace(
         self,
@@ -218,20 +221,18 @@ class _LogReader:
             )
         debit_id = mapping.debit_prefix + name
         for index, kind, occurred_at, activity, data in events:
-            event: dict[str, Any] = {
-                "event_id": f"xes:{debit_id}:{index}",
-                "debit_id": debit_id,
-                "type": kind,
-                "attempt": 1,
-                "occurred_at": occurred_at,
-                "source": mapping.source,
-                "amount": None,
-                "currency": None,
-                "reason": activity if kind in (FAILED, REVERSED) else None,
-                "data": {"trace": name, **data},
-            }
-            if kind == CREATED:
-                event["amount"], event["currency"] = self._amount(attributes), mapping.currency
+            created = kind == CREATED
+            event = event_record(
+                event_id=f"xes:{debit_id}:{index}",
+                debit_id=debit_id,
+                type=kind,
+                occurred_at=occurred_at,
+                source=mapping.source,
+                amount=self._amount(attributes) if created else None,
+                currency=mapping.currency if created else None,
+                reason=activity if kind in (FAILED, REVERSED) else None,
+                data={"trace": name, **data},
+            )
             yield f"{self.name}:/log/trace[{self.trace}]/event[{index}]", event
 
     def _amount(self, attributes: dict[str | None, str | None]) -> int:
