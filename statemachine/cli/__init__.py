@@ -1,0 +1,28 @@
+"""The ``statemachine`` command (also ``python -m statemachine``): one module per family of
+commands, sharing the options of ``options.py``."""
+
+from __future__ import annotations
+
+import click
+
+from .book import show, stats, verify
+from .notices import dispatch
+from .replay import diff, import_, replay
+from .specs import diagram, scenarios
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="statemachine")
+def main() -> None:
+    """Debit state-machine engine: apply payment events, derive customer notices from state.
+
+    \b
+    Example:
+        statemachine replay specs/examples/car-loans-month.jsonl
+    """
+
+
+for command in (replay, import_, diff, show, stats, dispatch, verify, diagram, scenarios):
+    main.add_command(command)

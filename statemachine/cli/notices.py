@@ -1,0 +1,83 @@
+"""Commands that deliver notices: ``dispatch``."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+import click
+
+from ..dispatch import Sender
+from ..records import Notice
+from .options import (
+    db_option,
+    load_spec,
+    open_engine,
+    spec_option,
+)
+
+
+@click.command()
+@db_option()
+@spec_option
+@click.option(
+    "--sender",
+    "sender_paths",
+    multiple=True,
+    metavar="MODULE:FACTORY",
+    help="A callable returning a sender, tried in the order given. Default: print.",
+)
+@click.option(
+    "--loop",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Keep dispatching, pausing this long between rounds, until interrupted.",
+)
+@click.option("--limit", type=int, default=None, help="At most this many notices a round.")
+def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loop: float | None,
+             limit: int | None) -> None:  # fmt: skip
+    """Send the notices that are due, once or in a loop.
+
+    A notice is sent only if it still states the debit's outcome, else cancelled as
+    superseded. Senders are tried in order until one accepts; delivery is at least once,
+    with the notice id as the idempotency key.
+
+    \b
+    Example:
+        statemachine dispatch --db march.sqlite --sender mylender.notify:sms --loop 30
+    """
+    senders = [_load_sender(path) for path in sender_paths] or [PrintSender()]
+    with open_engine(db, load_spec(spec_path)) as engine:
+        while True:
+            for notice in engine.dispatch_due(senders, limit=limit):
+                where = f" via {notice.channel}" if notice.channel else ""
+                click.echo(
+                    f"{notice.status:9} {notice.notice_id}{where} {notice.status_reason or ''}".rstrip()
+                )
+            if loop is None:
+                return
+            try:
+                time.sleep(loop)
+            except KeyboardInterrupt:
+                return
+
+
+class PrintSender:
+    """The dispatcher's default: writes each notice to standard output instead of a customer."""
+
+    name = "print"
+
+    def send(self, notice: Notice) -> None:
+        click.echo(f"-> {notice.debit_id} #{notice.attempt}: {notice.text()} [{notice.notice_id}]")
+
+
+def _load_sender(path: str) -> Sender:
+    module_name, _, attribute = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise click.BadParameter(f"cannot load {path!r} ({exc}); expected MODULE:FACTORY") from None
+    sender: Sender = factory()
+    return sender
