@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
+from .clock import DAWN as _DAWN
 from .errors import DeliveryError, InvalidDefinition
 from .notices import matches
 from .records import DebitRecord, Notice, NoticeStatus
@@ -141,6 +142,26 @@ class Dispatcher:
             self.store.save_notices([settled])
             handled.append(settled)
         return handled
+
+    def preview(self, now: datetime, limit: int | None = None) -> list[tuple[Notice, bool]]:
+        """The notices due at ``now``, each with whether it would be sent (else cancelled as
+        superseded). Claims, sends and writes nothing: a look at the outbox."""
+        due = self.store.queued(_DAWN, now)[:limit]
+        records = self.store.debits(debit_id for debit_id, _, _ in due)
+        found = []
+        for debit_id, notice_id, _ in due:
+            record = records.get(debit_id)
+            notice = next(
+                (
+                    n
+                    for n in (record.notices.values() if record else ())
+                    if n.notice_id == notice_id
+                ),
+                None,
+            )
+            if notice is not None:
+                found.append((notice, matches(notice, record)))
+        return found
 
     def dispatch_notices(
         self, wanted: Iterable[tuple[str, str, datetime]], senders: Iterable[Sender]

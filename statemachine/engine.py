@@ -221,6 +221,19 @@ class Engine:
         now = self.clock() if now is None else now
         return self.dispatcher.dispatch_due(senders, now, limit=limit, lease=lease)
 
+    def preview_due(
+        self, now: datetime | None = None, limit: int | None = None
+    ) -> list[tuple[Notice, bool]]:
+        """The notices due at ``now``, each with whether dispatch would send it (True) or
+        cancel it as superseded (False). Changes nothing.
+
+        >>> engine = Engine.in_memory()
+        >>> engine.preview_due()
+        []
+        """
+        now = self.clock() if now is None else now
+        return self.dispatcher.preview(now, limit)
+
     def dispatch_notices(
         self, wanted: Iterable[tuple[str, str, datetime]], senders: Iterable[Sender]
     ) -> list[Notice]:

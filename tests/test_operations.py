@@ -85,11 +85,19 @@ def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
     db = tmp_path / "d.sqlite"
     with Engine.open(db) as engine:
         engine.apply(ev("succeeded", 0))
-    code, out = invoke("dispatch", "--db", str(db))
+    # Without a sender: a dry run that shows what is due and changes nothing.
+    for _ in range(2):
+        code, out = invoke("dispatch", "--db", str(db))
+        assert code == 0
+        assert "would send   d-1#1:succeeded (succeeded)" in out
+        assert "1 notice(s) due; nothing sent (dry run)" in out
+    with Engine.open(db) as engine:
+        assert [n.status for n in engine.notices()] == ["queued"]
+    code, out = invoke("dispatch", "--db", str(db), "--sender", "print")
     assert code == 0
     assert "-> d-1 #1: Your payment d-1 was collected. [d-1#1:succeeded]" in out
     assert "sent      d-1#1:succeeded via print" in out
-    assert invoke("dispatch", "--db", str(db))[1] == ""  # nothing due twice
+    assert invoke("dispatch", "--db", str(db), "--sender", "print")[1] == ""  # nothing twice
 
 
 def test_dispatchers_in_several_processes_never_send_twice(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def show(debit_id: str, db: str, spec_path: Path | None) -> None:
     Example:
         statemachine show loan-00042/2026-03 --db march.sqlite
     """
-    with open_engine(db, load_spec(spec_path)) as engine:
+    with open_engine(db, load_spec(spec_path), create=False) as engine:
         debit = engine.get(debit_id)
         if debit is None:
             raise click.ClickException(f"no debit {debit_id!r} in {db}")
@@ -72,7 +72,7 @@ def stats(db: str, spec_path: Path | None, stuck_after: timedelta, prometheus: b
         statemachine stats --db march.sqlite --stuck-after 2d
         statemachine stats --db march.sqlite --prometheus > metrics.prom
     """
-    with open_engine(db, load_spec(spec_path)) as engine:
+    with open_engine(db, load_spec(spec_path), create=False) as engine:
         metrics = engine.metrics(stuck_after=stuck_after)
         if prometheus:
             click.echo(prometheus_text(metrics), nl=False)
@@ -101,7 +101,7 @@ def verify(db: str, spec_path: Path | None) -> None:
     Example:
         statemachine verify --db march.sqlite
     """
-    with open_engine(db, load_spec(spec_path)) as engine:
+    with open_engine(db, load_spec(spec_path), create=False) as engine:
         problems = engine.verify()
         count = len(list(engine.store.debit_ids()))
     for problem in problems:

@@ -26,7 +26,8 @@ from .options import (
     "sender_paths",
     multiple=True,
     metavar="MODULE:FACTORY",
-    help="A callable returning a sender, tried in the order given. Default: print.",
+    help="A callable returning a sender, tried in the order given; `print` writes each "
+    "notice to standard output. Without --sender, only shows what would be sent.",
 )
 @click.option(
     "--loop",
@@ -42,14 +43,26 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
 
     A notice is sent only if it still states the debit's outcome, else cancelled as
     superseded. Senders are tried in order until one accepts; delivery is at least once,
-    with the notice id as the idempotency key.
+    with the notice id as the idempotency key. Without --sender nothing is sent or changed:
+    the command lists what would be sent and what cancelled.
 
     \b
     Example:
+        statemachine dispatch --db march.sqlite                     # a look, no change
         statemachine dispatch --db march.sqlite --sender mylender.notify:sms --loop 30
     """
-    senders = [_load_sender(path) for path in sender_paths] or [PrintSender()]
-    with open_engine(db, load_spec(spec_path)) as engine:
+    senders = [_load_sender(path) for path in sender_paths]
+    with open_engine(db, load_spec(spec_path), create=False) as engine:
+        if not senders:
+            due = engine.preview_due(limit=limit)
+            for notice, sends in due:
+                verb = "would send  " if sends else "would cancel"
+                click.echo(f"{verb} {notice.notice_id} ({notice.outcome})")
+            click.echo(
+                f"{len(due)} notice(s) due; nothing sent (dry run): "
+                "pass --sender MODULE:FACTORY, or --sender print, to send"
+            )
+            return
         while True:
             for notice in engine.dispatch_due(senders, limit=limit):
                 where = f" via {notice.channel}" if notice.channel else ""
@@ -65,7 +78,7 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
 
 
 class PrintSender:
-    """The dispatcher's default: writes each notice to standard output instead of a customer."""
+    """``--sender print``: writes each notice to standard output instead of to a customer."""
 
     name = "print"
 
@@ -74,6 +87,8 @@ class PrintSender:
 
 
 def _load_sender(path: str) -> Sender:
+    if path == "print":
+        return PrintSender()
     module_name, _, attribute = path.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)

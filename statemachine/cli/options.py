@@ -37,7 +37,7 @@ def db_option(required: bool = True) -> Callable[[F], F]:
             "db",
             required=required,
             metavar="PATH",
-            help="SQLite file holding the debits (created if missing)."
+            help="SQLite file (or postgresql:// DSN) holding the debits."
             + ("" if required else " Default: in memory, nothing kept."),
         )(command)
 
@@ -101,9 +101,15 @@ def import_options(command: F) -> F:
     )(command)
 
 
-def open_engine(db: str | None, spec: Spec, clock: Clock = utc_now) -> Engine:
+def open_engine(
+    db: str | None, spec: Spec, clock: Clock = utc_now, *, create: bool = True
+) -> Engine:
+    """The engine on ``--db``; commands that only read pass ``create=False``, so a mistyped
+    path is refused rather than answered from a new, empty database."""
+    target = db or ":memory:"
+    options: dict[str, Any] = {} if target == ":memory:" else {"create": create}
     try:
-        return Engine.open(db or ":memory:", spec=spec, clock=clock)
+        return Engine.open(target, spec=spec, clock=clock, **options)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -28,6 +28,7 @@ from ..importers import read as read_import
 from ..importers.xes import DEFAULT_MAPPING
 from ..replay import (
     BatchedReplay,
+    LogUnreadable,
     Replay,
     ReplayStopped,
     ReplaySummary,
@@ -87,6 +88,10 @@ def replay(
     """
     spec = load_spec(spec_path)
     progress = _progress if sys.stderr.isatty() else None
+    for log in logs:  # before the database is opened: a mistyped name creates nothing
+        if log != "-" and not Path(log).is_file():
+            why = "is a directory" if Path(log).is_dir() else "no such file"
+            raise click.ClickException(f"cannot read {log}: {why}")
     with ExitStack() as stack:
         records = None
         if format_ != "events":
@@ -122,6 +127,11 @@ def _replay(
         return replay_logs(feeder, logs, strict=strict, progress=progress)
     except OSError as exc:
         raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except LogUnreadable as exc:
+        raise click.ClickException(
+            f"{exc}; what was committed before it stays: replay again to resume once the file "
+            "is whole"
+        ) from None
     except ReplayStopped as exc:
         click.echo(f"Error: {exc.origin}: {exc.reason}", err=True)
         sys.exit(2)
@@ -222,13 +232,16 @@ def diff(first: str, second: str, spec_path: Path | None) -> None:
     For example the same log replayed under two specs: what would the change do?
 
     \b
+    Exit code 1 when any debit differs, as with verify.
+
+    \b
     Example:
         statemachine replay march.jsonl --db today.sqlite
         statemachine replay march.jsonl --db proposed.sqlite --spec proposed.toml
         statemachine diff today.sqlite proposed.sqlite
     """
     spec = load_spec(spec_path)
-    with open_engine(first, spec) as a, open_engine(second, spec) as b:
+    with open_engine(first, spec, create=False) as a, open_engine(second, spec, create=False) as b:
         ids = sorted(set(a.store.debit_ids()) | set(b.store.debit_ids()))
         differ = 0
         for debit_id in ids:
@@ -237,6 +250,8 @@ def diff(first: str, second: str, spec_path: Path | None) -> None:
                 differ += 1
                 click.echo(f"{debit_id}\n  A: {left}\n  B: {right}")
     click.echo(f"{differ} of {len(ids)} debits differ")
+    if differ:
+        sys.exit(1)
 
 
 def _outcome(engine: Engine, debit_id: str) -> str:

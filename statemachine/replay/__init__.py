@@ -10,13 +10,14 @@ JSONL and CSV logs, ``summary`` runs logs through a runner and sums up from the 
 0
 """
 
-from .logs import read_log, read_records
+from .logs import LogUnreadable, read_log, read_records
 from .report import html_report
 from .runner import BatchedReplay, Replay, ReplayStopped
 from .summary import ReplaySummary, replay_logs, replay_records
 
 __all__ = [
     "BatchedReplay",
+    "LogUnreadable",
     "Replay",
     "ReplayStopped",
     "ReplaySummary",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -12,13 +13,32 @@ from typing import IO, Any, cast
 
 import orjson
 
+from ..errors import StateMachineError
+
+
+class LogUnreadable(StateMachineError):
+    """A log that ends in the middle (a truncated or corrupt ``.gz``): names the file and the
+    last line read whole."""
+
 
 def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
     """Yield ``(origin, line)`` for every non-blank line: files, ``.gz``, or ``-`` (stdin)."""
     for path in paths:
         name = str(path)
+        number = 0
         with _open(name) as stream:
-            for number, line in enumerate(stream, 1):
+            lines = iter(stream)
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                    raise LogUnreadable(
+                        f"{name}: truncated or corrupt after line {number} "
+                        f"({exc or type(exc).__name__})"
+                    ) from exc
+                number += 1
                 if line.strip():
                     yield f"{name}:{number}", line.rstrip(b"\r\n")
 

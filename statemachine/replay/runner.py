@@ -21,7 +21,7 @@ refused line (a reused event_id included) is stored and stops the run.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -68,6 +68,7 @@ class Replay:
         # The latest notices handled, and refused lines, for a look; a long replay keeps so many.
         self.dispatched: deque[Notice] = deque(maxlen=RECENT)
         self.invalid: deque[str] = deque(maxlen=RECENT)
+        self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
         """Move the clock to the event's time (dispatching what it passes), then apply it."""
@@ -117,6 +118,7 @@ class Replay:
         return None
 
     def _checked(self, result: Result, origin: str | None) -> Result:
+        self.verdicts[result.verdict.value] += 1
         if result.verdict is Verdict.INVALID:
             self.invalid.append(f"{origin}: {result.reason}")
             if self.strict:
@@ -152,6 +154,7 @@ class BatchedReplay:
         self.strict = strict
         self.dispatched: deque[Notice] = deque(maxlen=RECENT)
         self.invalid: deque[str] = deque(maxlen=RECENT)
+        self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
         self.batch_size = batch_size
         self._batch: list[tuple[Event, str | None, str | None, datetime | None]] = []
         self._unit = ExitStack()  # the open unit of work, committed every batch_size events
@@ -190,6 +193,7 @@ class BatchedReplay:
         self.flush()
         self._begin()
         result = self.engine.refuse(refusal, raw, origin)
+        self.verdicts[result.verdict.value] += 1
         self.invalid.append(f"{origin}: {result.reason}")
         if self.strict:
             self.commit()
@@ -226,6 +230,7 @@ class BatchedReplay:
         if batch:
             results = self.engine.apply_many(batch, stop=self._stop)
             for (_, _, origin, _), result in zip(batch, results, strict=False):
+                self.verdicts[result.verdict.value] += 1
                 if result.verdict is Verdict.INVALID:
                     self.invalid.append(f"{origin}: {result.reason}")
             if self.strict and results and results[-1].verdict is Verdict.INVALID:

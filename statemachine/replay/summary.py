@@ -27,7 +27,8 @@ class ReplaySummary:
     """What a replay did: counts for the terminal, and the debits worth a look."""
 
     lines: int = 0
-    verdicts: Counter[str] = attrs.field(factory=Counter)
+    run_verdicts: Counter[str] = attrs.field(factory=Counter)  # this run's arrivals
+    verdicts: Counter[str] = attrs.field(factory=Counter)  # the database's, this run included
     states: Counter[str] = attrs.field(factory=Counter)
     notices: Counter[tuple[str, str]] = attrs.field(factory=Counter)  # (kind, status)
     needs_review: list[str] = attrs.field(factory=list)
@@ -44,6 +45,7 @@ class ReplaySummary:
         """The report ``--report FILE`` writes, as JSON."""
         return {
             "lines": self.lines,
+            "this_run_events_by_verdict": dict(sorted(self.run_verdicts.items())),
             "events_by_verdict": dict(sorted(self.verdicts.items())),
             "conflicts": self.verdicts.get("conflict", 0),
             "debits_by_state": dict(sorted(self.states.items())),
@@ -64,6 +66,8 @@ class ReplaySummary:
 
     def render(self) -> str:
         rows = [f"lines read          {self.lines}"]
+        rows.append("events by verdict   " + _pairs(self.run_verdicts) + " (this run)")
+        rows.append("database totals:")
         rows.append("events by verdict   " + _pairs(self.verdicts))
         rows.append("debits by state     " + _pairs(self.states))
         rows.append(
@@ -133,6 +137,7 @@ def replay_records(
             replay.close(exc)  # committed batches stay; the open one rolls back
             raise
         summary.invalid = list(replay.invalid)
+        summary.run_verdicts.update(replay.verdicts)
         _summarise(summary, replay.engine, replay.clock.now, legacy)
     return summary
 

@@ -96,6 +96,7 @@ class PostgresStore(SQLStore):
         pool_size: int = 4,
         cache_size: int = 10_000,
         timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         dsn, from_dsn = _split_schema(dsn)
         self.schema = schema or from_dsn or "statemachine"
@@ -116,7 +117,7 @@ class PostgresStore(SQLStore):
         )
         try:
             self.pool.open(wait=True, timeout=timeout)
-            self._migrate()
+            self._migrate(create)
         except StoreError:
             self.pool.close()
             raise
@@ -131,7 +132,7 @@ class PostgresStore(SQLStore):
 
     # -- schema ----------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool = True) -> None:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('statemachine migrate'))")
             tables = {
@@ -141,6 +142,10 @@ class PostgresStore(SQLStore):
                     (self.schema,),
                 )
             }
+            if not create and "statemachine_meta" not in tables:
+                raise StoreError(
+                    f"{self.name}: no statemachine schema {self.schema!r} (nothing was created)"
+                )
             if tables and "statemachine_meta" not in tables:
                 raise StoreError(
                     f"{self.name}: schema {self.schema!r} belongs to another application "

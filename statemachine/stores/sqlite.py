@@ -32,7 +32,8 @@ class SQL(Queries):
 
 
 class SQLiteStore(SQLStore):
-    """A store in one SQLite file. ``synchronous`` is SQLite's pragma: FULL by default."""
+    """A store in one SQLite file. ``synchronous`` is SQLite's pragma: FULL by default;
+    ``create=False`` refuses a file that does not exist instead of creating it."""
 
     SQL = SQL
 
@@ -44,8 +45,11 @@ class SQLiteStore(SQLStore):
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
         cache_size: int = 10_000,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such database (nothing was created)")
         self.spec = spec or Spec.default()
         self.busy_timeout = busy_timeout
         self.name = str(path)
