@@ -22,6 +22,7 @@ def earlier(moment: datetime, span: timedelta) -> datetime:
 
 
 def utc_now() -> datetime:
+    """The current time in UTC: the engine's default clock."""
     return datetime.now(UTC)
 
 
@@ -42,6 +43,7 @@ class ManualClock:
         return self.now
 
     def advance_to(self, moment: datetime) -> datetime:
+        """Move to ``moment`` unless it is earlier than now; returns the new now."""
         if moment > self.now:
             self.now = moment
         return self.now

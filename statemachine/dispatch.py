@@ -39,7 +39,9 @@ class Sender(Protocol):
 
     name: str
 
-    def send(self, notice: Notice) -> None: ...
+    def send(self, notice: Notice) -> None:
+        """Deliver ``notice``; return once the channel accepted it, raise if it did not."""
+        ...
 
 
 class RecordingSender:
@@ -63,6 +65,7 @@ class RecordingSender:
         self._on_send = on_send
 
     def send(self, notice: Notice) -> None:
+        """Record the notice, or refuse it while simulated failures remain."""
         if self._fail > 0:
             self._fail -= 1
             self.refused.append(notice)
@@ -86,6 +89,7 @@ class CountingSender:
         self.sent: Counter[str] = Counter()
 
     def send(self, notice: Notice) -> None:
+        """Count the notice by kind; always accepts."""
         self.sent[notice.kind] += 1
 
 
@@ -115,6 +119,7 @@ class RetryPolicy:
     max_deliveries: int = 8
 
     def delay(self, deliveries: int) -> timedelta:
+        """How long to wait after ``deliveries`` failed deliveries."""
         return min(self.first_delay * self.factor ** max(deliveries - 1, 0), self.max_delay)
 
 

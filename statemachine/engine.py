@@ -102,6 +102,7 @@ class Engine:
         return cls(store, spec=spec, clock=clock, retry=retry)
 
     def close(self) -> None:
+        """Close the store; the engine is unusable afterwards."""
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -207,6 +207,7 @@ class Event:
         }
 
     def to_json(self) -> str:
+        """DESIGN's JSON form as one line of text."""
         return orjson.dumps(self.to_dict()).decode()
 
 

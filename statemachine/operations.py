@@ -46,14 +46,17 @@ class Metrics:
 
     @property
     def events(self) -> int:
+        """Every stored arrival, whatever its verdict."""
         return sum(self.events_by_verdict.values())
 
     @property
     def debits(self) -> int:
+        """Every debit the store holds."""
         return sum(self.debits_by_state.values())
 
     @property
     def conflicts(self) -> int:
+        """Events refused as contradicting a stronger fact."""
         return self.events_by_verdict.get(Verdict.CONFLICT, 0)
 
     @property
@@ -223,6 +226,8 @@ class AlertRule:
 
 @attrs.frozen
 class Alert:
+    """A rule that fired, with the value that crossed its bound."""
+
     rule: AlertRule
     value: float
 

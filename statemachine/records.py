@@ -17,6 +17,8 @@ CORRECTION: Final = "correction"
 
 
 class NoticeStatus(StrEnum):
+    """Where a notice stands: queued, sent, cancelled (superseded) or failed (gave up)."""
+
     QUEUED = "queued"
     SENT = "sent"
     CANCELLED = "cancelled"
@@ -48,6 +50,7 @@ class Notice(NamedTuple):
 
     @property
     def idempotency_key(self) -> str:
+        """The key a channel must deduplicate deliveries by: the notice id."""
         return self.notice_id
 
     def text(self) -> str:
@@ -108,6 +111,7 @@ class Result(NamedTuple):
 
     @property
     def applied(self) -> bool:
+        """Whether the event changed the debit."""
         return self.verdict is Verdict.APPLIED
 
     @classmethod

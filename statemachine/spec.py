@@ -125,6 +125,7 @@ class Spec:
 
     @classmethod
     def load(cls, path: str | Path) -> Spec:
+        """Load and validate a spec file (TOML); problems raise :class:`SpecError` naming it."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -204,6 +205,7 @@ class Spec:
         return attrs.evolve(self, **changes)
 
     def edge(self, source: str, trigger: str) -> Edge | None:
+        """The move ``trigger`` makes from ``source``, if the spec has one."""
         return self.edges.get((source, trigger))
 
     def authority(self, source: str) -> int:

@@ -220,6 +220,7 @@ def _noise(draw: st.DrawFn, history: History) -> list[Event]:
 
 @st.composite
 def deliveries_of_events(draw: st.DrawFn, max_size: int = 10) -> list[Event]:
+    """Any events (:func:`events`), delivered as :func:`deliveries` delivers them."""
     return draw(deliveries(draw(events(max_size=max_size))))
 
 
@@ -240,6 +241,7 @@ def specs(draw: st.DrawFn, base: Spec | None = None) -> Spec:
 
 
 def in_memory(spec: Spec, clock: ManualClock) -> Engine:
+    """The default engine factory: an in-memory engine on ``spec`` and ``clock``."""
     return Engine.in_memory(spec=spec, clock=clock)
 
 

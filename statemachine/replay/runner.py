@@ -91,6 +91,7 @@ class Replay:
         return self.apply(outcome, raw=text, origin=origin)
 
     def feed(self, event: Event, raw: str | None = None, origin: str | None = None) -> None:
+        """Apply one event on the replay clock."""
         self.apply(event, raw=raw, origin=origin)
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
@@ -98,6 +99,7 @@ class Replay:
         return self._checked(self.engine.refuse(refusal, raw, origin), origin)
 
     def dispatch(self) -> list[Notice]:
+        """Dispatch the notices due at the replay clock."""
         handled = self.engine.dispatch_due(self.senders, now=self.clock.now)
         self.dispatched.extend(handled)
         return handled
@@ -211,6 +213,7 @@ class BatchedReplay:
             self._open = True
 
     def close(self, error: BaseException | None = None) -> None:
+        """End the replay: commit the open unit of work, or roll it back after ``error``."""
         if error is None:
             self.flush()
             self.commit()
@@ -261,6 +264,7 @@ class BatchedReplay:
                     self._expect(notice.due_at)
 
     def finish(self) -> list[Notice]:
+        """Write what is left, move the clock past every due time, dispatch, and commit."""
         self.flush()
         waiting = self.engine.store.queued(DAWN, NEVER)
         handled: list[Notice] = []

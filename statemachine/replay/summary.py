@@ -65,6 +65,7 @@ class ReplaySummary:
         }
 
     def render(self) -> str:
+        """The summary as the terminal shows it."""
         rows = [f"lines read          {self.lines}"]
         rows.append("events by verdict   " + _pairs(self.run_verdicts) + " (this run)")
         rows.append("database totals:")
