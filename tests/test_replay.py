@@ -134,7 +134,7 @@ def test_diff_lists_the_debits_a_spec_change_would_change(tmp_path: Path) -> Non
     invoke("replay", str(log), "--db", today)
     invoke("replay", str(log), "--db", proposed, "--spec", str(spec))
     code, out = invoke("diff", today, proposed)
-    assert code == 0
+    assert code == 1  # like verify: a difference is exit 1
     assert out.splitlines() == [
         "a",
         "  A: succeeded@1; notices: succeeded@1 sent",
