@@ -52,15 +52,21 @@ def test_replaying_again_changes_nothing(tmp_path: Path) -> None:
     before = [engine.get(d) for d in engine.store.debit_ids()]
     verdicts = engine.metrics().events_by_verdict
     engine.close()
-    code, _ = invoke("replay", EXAMPLE, "--db", db)
+    code, out = invoke("replay", EXAMPLE, "--db", db)
     assert code == 0
     engine = Engine.open(db)
     assert [engine.get(d) for d in engine.store.debit_ids()] == before
-    again = engine.metrics().events_by_verdict
-    assert again["duplicate"] == verdicts["duplicate"] + sum(verdicts.values())  # every line again
-    assert {k: v for k, v in again.items() if k != "duplicate"} == {
-        k: v for k, v in verdicts.items() if k != "duplicate"
-    }
+    # The store holds every line of this file already: each is skipped, none stored again.
+    assert engine.metrics().events_by_verdict == verdicts
+    engine.close()
+    assert f"resumed             {sum(verdicts.values())} lines already stored, skipped" in out
+    # The same events under another file name are new arrivals: each is a duplicate (P1).
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(Path(EXAMPLE).read_bytes())
+    assert invoke("replay", str(copy), "--db", db)[0] == 0
+    with Engine.open(db) as engine:
+        again = engine.metrics().events_by_verdict
+    assert again["duplicate"] == verdicts["duplicate"] + sum(verdicts.values())
 
 
 def test_verify_reports_a_debit_that_differs_from_its_rebuild(tmp_path: Path) -> None:

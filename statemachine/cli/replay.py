@@ -78,7 +78,8 @@ def replay(
     LOGS are JSONL or CSV files in the event format (.gz too), or - for stdin. Notices are
     dispatched on the replay clock (the latest occurred_at seen) through a recording sender:
     no customer is contacted. Bad lines are stored as invalid, with file and line, and
-    counted. Replaying again into the same --db changes nothing.
+    counted. Replaying again into the same --db changes nothing: a rerun skips the lines of
+    each file the database already holds (an interrupted run resumes).
 
     \b
     Example:
@@ -137,7 +138,7 @@ def _replay(
         sys.exit(2)
     except KeyboardInterrupt:
         # The batch in flight rolled back; every batch before it is committed whole.
-        click.echo("interrupted: replay again to resume (stored events come back as duplicates)",
+        click.echo("interrupted: replay again to resume (lines already stored are skipped)",
                    err=True)  # fmt: skip
         sys.exit(130)
 

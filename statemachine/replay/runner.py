@@ -69,6 +69,7 @@ class Replay:
         self.dispatched: deque[Notice] = deque(maxlen=RECENT)
         self.invalid: deque[str] = deque(maxlen=RECENT)
         self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
+        self.resumed = 0  # lines an interrupted run had stored, skipped by this one
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
         """Move the clock to the event's time (dispatching what it passes), then apply it."""
@@ -93,6 +94,14 @@ class Replay:
     def feed(self, event: Event, raw: str | None = None, origin: str | None = None) -> None:
         """Apply one event on the replay clock."""
         self.apply(event, raw=raw, origin=origin)
+
+    def skip(self, event: Event) -> None:
+        """A line an interrupted run already stored: the clock moves (and dispatches) as it
+        did then, nothing is applied again."""
+        self.resumed += 1
+        if event.occurred_at > self.clock.now:
+            self.clock.advance_to(event.occurred_at)
+            self.dispatch()
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
         """Store input that is not an event, with verdict ``invalid``."""
@@ -157,6 +166,7 @@ class BatchedReplay:
         self.dispatched: deque[Notice] = deque(maxlen=RECENT)
         self.invalid: deque[str] = deque(maxlen=RECENT)
         self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
+        self.resumed = 0  # lines an interrupted run had stored, skipped by this one
         self.batch_size = batch_size
         self._batch: list[tuple[Event, str | None, str | None, datetime | None]] = []
         self._unit = ExitStack()  # the open unit of work, committed every batch_size events
@@ -175,10 +185,7 @@ class BatchedReplay:
     def feed(self, event: Event, raw: str | None = None, origin: str | None = None) -> None:
         """Queue one event; the batch is written when full or when N5 needs its state."""
         debit_id = event.debit_id
-        if event.occurred_at > self.clock.now:
-            self.clock.advance_to(event.occurred_at)
-            self._advances.append((len(self._batch), self.clock.now))
-            self._cross(self.clock.now)
+        self._advance(event)
         seen = self._touched.get(debit_id)
         if debit_id in self._crossed or (seen is not None and seen < len(self._advances)):
             self.flush()
@@ -188,6 +195,18 @@ class BatchedReplay:
         if len(self._batch) + self._uncommitted >= self.batch_size:
             self.flush()
             self.commit()
+
+    def skip(self, event: Event) -> None:
+        """A line an interrupted run already stored: the clock moves (and dispatches) as it
+        did then, nothing is applied again."""
+        self.resumed += 1
+        self._advance(event)
+
+    def _advance(self, event: Event) -> None:
+        if event.occurred_at > self.clock.now:
+            self.clock.advance_to(event.occurred_at)
+            self._advances.append((len(self._batch), self.clock.now))
+            self._cross(self.clock.now)
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
         """Store input that is not an event, with verdict ``invalid``, after the batch before it

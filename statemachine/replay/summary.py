@@ -27,6 +27,7 @@ class ReplaySummary:
     """What a replay did: counts for the terminal, and the debits worth a look."""
 
     lines: int = 0
+    resumed: int = 0  # lines an interrupted run had stored, skipped by this one
     run_verdicts: Counter[str] = attrs.field(factory=Counter)  # this run's arrivals
     verdicts: Counter[str] = attrs.field(factory=Counter)  # the database's, this run included
     states: Counter[str] = attrs.field(factory=Counter)
@@ -45,6 +46,7 @@ class ReplaySummary:
         """The report ``--report FILE`` writes, as JSON."""
         return {
             "lines": self.lines,
+            "resumed_lines": self.resumed,
             "this_run_events_by_verdict": dict(sorted(self.run_verdicts.items())),
             "events_by_verdict": dict(sorted(self.verdicts.items())),
             "conflicts": self.verdicts.get("conflict", 0),
@@ -67,6 +69,8 @@ class ReplaySummary:
     def render(self) -> str:
         """The summary as the terminal shows it."""
         rows = [f"lines read          {self.lines}"]
+        if self.resumed:
+            rows.append(f"resumed             {self.resumed} lines already stored, skipped")
         rows.append("events by verdict   " + _pairs(self.run_verdicts) + " (this run)")
         rows.append("database totals:")
         rows.append("events by verdict   " + _pairs(self.verdicts))
@@ -102,9 +106,13 @@ def replay_logs(
 
     ``strict`` raises :class:`ReplayStopped` at the first refused line instead (a reused
     event_id included), after storing it; ``progress`` wraps the stream of records (for
-    example in a progress bar).
+    example in a progress bar). A rerun after an interruption skips the lines of each file
+    that the store already holds (by origin, ``file:line``), moving the clock through them as
+    the first run did, so they are not stored again as duplicates.
     """
-    return replay_records(replay, read_records(paths), strict=strict, progress=progress)
+    return replay_records(
+        replay, read_records(paths), strict=strict, progress=progress, resume=True
+    )
 
 
 def replay_records(
@@ -113,13 +121,19 @@ def replay_records(
     *,
     strict: bool = False,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    resume: bool = False,
 ) -> ReplaySummary:
-    """:func:`replay_logs` over ``(origin, raw, parsed)`` records from any reader (importers)."""
+    """:func:`replay_logs` over ``(origin, raw, parsed)`` records from any reader (importers).
+
+    With ``resume``, origins are ``file:line`` and the lines of a file up to the last one
+    the store holds from it are skipped (see :func:`replay_logs`).
+    """
     summary = ReplaySummary()
     if strict:
         replay.strict = True
     if progress is not None:
         records = progress(records)
+    stored = _Resume(replay.engine) if resume else None
     with closing(_LegacyNotices()) as legacy:
         try:
             for origin, line, data in records:
@@ -129,7 +143,12 @@ def replay_records(
                         legacy.add(str(data.get("debit_id")), data.get("attempt"))
                     continue
                 outcome, text = parse_input(line, data if isinstance(data, dict) else None)
-                if isinstance(outcome, Refusal):
+                if stored is not None and stored.holds(origin):
+                    if not isinstance(outcome, Refusal):
+                        replay.skip(outcome)
+                    else:
+                        replay.resumed += 1
+                elif isinstance(outcome, Refusal):
                     replay.refuse(outcome, text, origin)
                 else:
                     replay.feed(outcome, text, origin)
@@ -139,8 +158,31 @@ def replay_records(
             raise
         summary.invalid = list(replay.invalid)
         summary.run_verdicts.update(replay.verdicts)
+        summary.resumed = replay.resumed
         _summarise(summary, replay.engine, replay.clock.now, legacy)
     return summary
+
+
+class _Resume:
+    """Where an interrupted replay got to in each file: the last line the store holds."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._store = engine.store
+        self._file: str | None = None
+        self._last = 0
+
+    def holds(self, origin: str) -> bool:
+        name = origin.rpartition(":")[0]
+        if name != self._file:
+            self._file = name
+            last = None if name == "-" else self._store.last_origin(f"{name}:")
+            self._last = _line_number(last) if last is not None else 0
+        return self._last > 0 and _line_number(origin) <= self._last
+
+
+def _line_number(origin: str) -> int:
+    number = origin.rpartition(":")[2]
+    return int(number) if number.isdigit() else 0
 
 
 def _summarise(

@@ -153,6 +153,11 @@ class Reports(Protocol):
         ``outcome``, in id order."""
         ...
 
+    def last_origin(self, prefix: str) -> str | None:
+        """The origin of the latest stored arrival whose origin starts with ``prefix``: where
+        an interrupted replay of a file got to."""
+        ...
+
 
 class StoreAdapter(Store, Outbox, Reports, Protocol):
     """Everything the engine, dispatch and operations use: what an adapter provides."""
@@ -170,6 +175,13 @@ class DerivedReports:
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
         raise NotImplementedError
+
+    def last_origin(self, prefix: str) -> str | None:
+        arrivals = [*self.history(None)]
+        for debit_id in self.debit_ids():
+            arrivals.extend(self.history(debit_id))
+        found = [a for a in arrivals if a.origin is not None and a.origin.startswith(prefix)]
+        return max(found, key=lambda a: a.seq).origin if found else None
 
     def _records(self) -> Iterable[DebitRecord]:
         return self.debits(self.debit_ids()).values()

@@ -127,6 +127,15 @@ class MemoryStore(DerivedReports):
             dict(verdicts), derived.states, derived.notices, derived.needs_review, derived.sources
         )
 
+    def last_origin(self, prefix: str) -> str | None:
+        found = [
+            (entry[0], entry[5])
+            for history in self._history.values()
+            for entry in history
+            if entry[5] is not None and entry[5].startswith(prefix)
+        ]
+        return max(found)[1] if found else None
+
     # -- the outbox ------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:

@@ -105,6 +105,9 @@ class Queries:
         " AND n.attempt = d.attempt WHERE n.status = 'sent' AND n.outcome = ?"
         " AND d.state IN ({}) ORDER BY d.debit_id"
     )
+    last_origin: ClassVar[str] = (
+        "SELECT origin FROM events WHERE origin LIKE ? ESCAPE '!' ORDER BY seq DESC LIMIT 1"
+    )
     review_ids: ClassVar[str] = "SELECT debit_id FROM debits WHERE needs_review ORDER BY debit_id"
 
 

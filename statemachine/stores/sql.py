@@ -392,6 +392,12 @@ class SQLStore:
         with self._read() as conn:
             return [(k, s, str(day), n) for k, s, day, n in conn.execute(self.SQL.notice_tally)]
 
+    def last_origin(self, prefix: str) -> str | None:
+        pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        with self._read() as conn:
+            row = conn.execute(self.SQL.last_origin, (pattern,)).fetchone()
+        return None if row is None else str(row[0])
+
     def review_ids(self) -> list[str]:
         with self._read() as conn:
             return [row[0] for row in conn.execute(self.SQL.review_ids)]
