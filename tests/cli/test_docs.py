@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from statemachine.cli import main
 from statemachine.spec import bundled_path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 TEXT = README.read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.DOTALL)
 

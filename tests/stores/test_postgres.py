@@ -26,7 +26,7 @@ DSN = os.environ.get("STATEMACHINE_PG_DSN")
 pytestmark = pytest.mark.skipif(
     not DSN, reason="set STATEMACHINE_PG_DSN to run the PostgreSQL tests"
 )
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 WORKER = TESTS / "sqlite_worker.py"
 
 

@@ -19,7 +19,7 @@ from statemachine import Engine, StoreBusy, StoreError
 from statemachine.precedence import fold
 from statemachine.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
-WORKER = Path(__file__).with_name("sqlite_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "sqlite_worker.py"
 LOANS, SEED = 1500, 11  # about 5,000 events: a few seconds of durable applies
 SHARED_LOANS = 200
 

@@ -17,7 +17,7 @@ from statemachine.operations import AlertRule, check_alerts, prometheus_text
 from statemachine.spec import bundled_path
 
 EXAMPLE = str(bundled_path("examples", "car-loans-month.jsonl"))
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def invoke(*args: str) -> tuple[int, str]:
