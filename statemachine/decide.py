@@ -21,7 +21,7 @@ from typing import Final, NamedTuple
 
 from .events import CREATED, FIELDS, OUTCOME_TYPES, REVERSED, Event
 from .notices import plan
-from .precedence import Verdict, classify, fold, strength, transition_text
+from .precedence import LAST_WORD, Verdict, classify, fold, strength, transition_text
 from .records import DebitRecord, Notice, Result
 from .spec import STRONGER, Spec
 
@@ -59,7 +59,10 @@ def _fast_steps(spec: Spec) -> dict[tuple[str, str], _Step]:
             transition_text(edge.source, edge.dest, spec),
         )
         for edge in spec.transitions
-        if edge.guard in (None, STRONGER) and edge.source != edge.dest
+        # Reversals and reinstatements contend with each other (P3b): always the full fold.
+        if edge.guard in (None, STRONGER)
+        and edge.source != edge.dest
+        and edge.trigger not in LAST_WORD
     }
 
 

@@ -34,7 +34,8 @@ SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 REVERSED: Final = "reversed"
 RETRIED: Final = "retried"
-EVENT_TYPES: Final = (CREATED, SUBMITTED, SUCCEEDED, FAILED, REVERSED, RETRIED)
+REINSTATED: Final = "reinstated"  # a reversal of the attempt was itself cancelled (P3b)
+EVENT_TYPES: Final = (CREATED, SUBMITTED, SUCCEEDED, FAILED, REVERSED, REINSTATED, RETRIED)
 OUTCOME_TYPES: Final = frozenset({SUCCEEDED, FAILED})
 
 FIELDS: Final = (

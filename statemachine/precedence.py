@@ -19,6 +19,7 @@ from .events import (
     CREATED,
     FAILED,
     OUTCOME_TYPES,
+    REINSTATED,
     RETRIED,
     REVERSED,
     SUBMITTED,
@@ -40,7 +41,13 @@ class Verdict(StrEnum):
 
 
 # P2: where each event type sits within its attempt. `retried(n)` opens attempt n, so it leads it.
-POSITION: Final = {RETRIED: -1, CREATED: 0, SUBMITTED: 1, SUCCEEDED: 2, FAILED: 2, REVERSED: 3}
+POSITION: Final = {
+    RETRIED: -1, CREATED: 0, SUBMITTED: 1, SUCCEEDED: 2, FAILED: 2, REVERSED: 3, REINSTATED: 3
+}  # fmt: skip
+# At an exact tie of authority and time these win: a success over a failure (P3), a
+# reinstatement over the reversal it cancels (P3b).
+WINS_TIES: Final = frozenset({SUCCEEDED, REINSTATED})
+LAST_WORD: Final = frozenset({REVERSED, REINSTATED})  # what may follow an attempt's collection
 CORRECTION_KIND: Final = "correction"
 DOUBLE_COLLECTION_RISK: Final = "double_collection_risk"
 
@@ -70,6 +77,7 @@ class Fold(NamedTuple):
     winner: Event | None
     amount: int | None
     currency: str | None
+    last_word: Event | None = None  # the reversal or reinstatement that stands (P3b)
 
 
 def canonical_order(events: Iterable[Event], spec: Spec) -> list[Event]:
@@ -81,7 +89,7 @@ def canonical_order(events: Iterable[Event], spec: Spec) -> list[Event]:
             POSITION[e.type],
             authority(e.source),
             e.occurred_at,
-            e.type == SUCCEEDED,
+            e.type in WINS_TIES,
             e.event_id,
         ),
     )
@@ -94,6 +102,7 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
     winner: Event | None = None
     amount: int | None = None
     currency: str | None = None
+    last_word: Event | None = None
     ahead = False  # a submitted-or-later report for an attempt the debit never reached
     edges = spec.edges
     for event in canonical_order(events, spec):
@@ -104,6 +113,7 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
                 edge = edges.get((state, RETRIED))
                 if edge is not None:
                     state, attempt, best, winner = edge.dest, event.attempt, None, None
+                    last_word = None
                     continue
             if event.attempt > attempt and POSITION[event.type] >= 1:
                 ahead = True
@@ -119,6 +129,10 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
                 continue
             if best is None or power > best:
                 best, winner = power, event
+        # Reversals and reinstatements of one attempt come in canonical order, weakest
+        # first: each one applied outranks those before it (P3b).
+        if event.type in LAST_WORD:
+            last_word = event
         state = edge.dest
     # P4: a late success returned the debit to an attempt after a later one was submitted.
     review = ahead and state in spec.collected
@@ -131,6 +145,7 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
         winner,
         amount,
         currency,
+        last_word,
     )
 
 
@@ -200,6 +215,12 @@ def _unchanged(event: Event, after: Fold, spec: Spec) -> tuple[Verdict, str]:
         return Verdict.PARKED, f"waits for attempt {attempt} to open (retried)"
     if attempt < after.attempt:
         return Verdict.STALE, f"attempt {attempt} is behind the debit's attempt {after.attempt}"
+    if event.type in LAST_WORD:
+        said = after.last_word
+        if said is not None and said.type != event.type:
+            return Verdict.CONFLICT, f"contradicts {said.type} from {_cite(said)}"
+        if said is None and event.type == REINSTATED:
+            return Verdict.PARKED, f"waits for a reversal of attempt {attempt} to cancel"
     winner = after.winner
     if event.type in OUTCOME_TYPES and winner is not None and event.type != _outcome_of(winner):
         return Verdict.CONFLICT, f"contradicts {_outcome_of(winner)} from {_cite(winner)}"

@@ -47,7 +47,7 @@ def test_defaults() -> None:
         (
             "type",
             "paid",
-            "type: expected one of created, submitted, succeeded, failed, reversed, retried, got 'paid'",
+            "type: expected one of created, submitted, succeeded, failed, reversed, reinstated, retried, got 'paid'",
         ),
         ("attempt", 0, "attempt: expected an integer >= 1, got 0"),
         ("attempt", "1", "attempt: expected an integer >= 1, got '1'"),
