@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from support import ev
 
@@ -86,14 +85,6 @@ def test_a_broken_spec_is_reported(tmp_path: Path) -> None:
     code, out = invoke("diagram", "--spec", str(spec))
     assert code == 1
     assert "`initial` is 'x'" in out
-
-
-@pytest.mark.parametrize("command", ["replay", "diagram", "scenarios"])
-def test_every_command_has_help_with_an_example(command: str) -> None:
-    code, out = invoke(command, "--help")
-    assert code == 0
-    assert "Example:" in out
-    assert f"statemachine {command}" in out
 
 
 def test_python_dash_m_runs_the_cli() -> None:
