@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from statemachine import Engine, ManualClock, Spec
+from statemachine import Engine, Spec
 from statemachine.clock import Clock, utc_now
 from statemachine.stores.memory import MemoryStore
 from statemachine.stores.sqlite import SQLiteStore
@@ -89,7 +89,3 @@ def make_engine(store_kind: str) -> Iterator[EngineFactory]:
             if drop is not None:
                 drop()
             engine.close()
-
-
-def manual(start: object = None) -> ManualClock:
-    return ManualClock() if start is None else ManualClock(start)  # type: ignore[arg-type]

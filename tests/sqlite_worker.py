@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
+from typing import Any
 
 from statemachine import Engine, Event
 from statemachine.synthetic import car_loan_book
@@ -28,7 +29,7 @@ def main() -> None:
         seed = int(options["--shuffle"])
         random.Random(seed).shuffle(events)
         events += random.Random(seed + 1).sample(events, len(events) // 5)
-    store_options = {} if path.startswith("postgresql://") else {"busy_timeout": 30}
+    store_options: dict[str, Any] = {} if path.startswith("postgresql://") else {"busy_timeout": 30}
     with Engine.open(path, **store_options) as engine:
         size = int(options.get("--batch", 0))
         if size:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from statemachine import Engine, Event, ManualClock
+from statemachine import Debit, Engine, Event, ManualClock
 from statemachine.importers import Record
 from statemachine.replay import Replay
 
@@ -43,6 +43,13 @@ def ev(
         source=source,
         **extra,
     )
+
+
+def debit_of(engine: Engine, debit_id: str) -> Debit:
+    """The debit, which the test expects to exist."""
+    debit = engine.get(debit_id)
+    assert debit is not None, f"{debit_id}: no such debit"
+    return debit
 
 
 def clocked_engine(**kwargs: Any) -> tuple[Engine, ManualClock]:

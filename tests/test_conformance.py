@@ -10,7 +10,7 @@ import pytest
 from conftest import EngineFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import T0, ev
+from support import T0, debit_of, ev
 
 from statemachine import Engine, Event, ManualClock, RecordingSender, Verdict
 from statemachine.precedence import fold
@@ -173,7 +173,7 @@ def test_a_new_engine_on_the_same_store_sees_the_same_debits(
     engine.apply(ev("failed", 0))
     other = Engine(engine.store, spec=engine.spec)
     assert other.apply(ev("retried", 1, attempt=2)).state == "pending"
-    assert engine.get("d-1").attempt == 2  # type: ignore[union-attr]
+    assert debit_of(engine, "d-1").attempt == 2
 
 
 def test_an_unknown_debit_has_nothing(make_engine: EngineFactory) -> None:
@@ -262,7 +262,7 @@ def test_a_failed_write_inside_a_transaction_undoes_only_itself(
         monkeypatch.undo()
         engine.apply(ev("submitted", 2, debit_id="b"))
     assert [h.event_id for h in engine.history("a")] == [engine.history("a")[0].event_id]
-    assert {d: engine.get(d).state for d in "ab"} == {"a": "submitted", "b": "submitted"}  # type: ignore[union-attr]
+    assert {d: debit_of(engine, d).state for d in "ab"} == {"a": "submitted", "b": "submitted"}
 
 
 def test_report_aggregates(make_engine: EngineFactory) -> None:

@@ -20,7 +20,7 @@ from statemachine.precedence import fold
 from statemachine.stores.base import Decision
 from statemachine.testing import History, deliveries, histories, run_harness, specs, stateful_test
 
-HUNT = {
+HUNT: dict[str, Any] = {
     "max_examples": 400,
     "stateful_step_count": 40,
     "database": None,

@@ -19,7 +19,7 @@ import pytest
 from sqlite_worker import book
 from support import race_dispatchers
 
-from statemachine import Engine, StoreError
+from statemachine import Engine, Event, StoreError
 from statemachine.precedence import fold
 
 DSN = os.environ.get("STATEMACHINE_PG_DSN")
@@ -38,15 +38,12 @@ def target() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def worker(
-    target: str, loans: int, seed: int, *options: str, **kwargs: object
-) -> subprocess.Popen[str]:
+def worker(target: str, loans: int, seed: int, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKER), target, str(loans), str(seed), *options],
         stdout=subprocess.PIPE,
         text=True,
-        **kwargs,
-    )  # type: ignore[call-overload]
+    )
 
 
 def test_four_workers_on_the_same_debits_lose_nothing_and_apply_nothing_twice(target: str) -> None:
@@ -55,7 +52,7 @@ def test_four_workers_on_the_same_debits_lose_nothing_and_apply_nothing_twice(ta
     workers = [worker(target, loans, seed, "--shuffle", str(n)) for n in range(4)]
     assert [w.wait(timeout=300) for w in workers] == [0, 0, 0, 0]
     events = {e.event_id: e for e in book(loans, seed)}
-    by_debit: dict[str, list] = {}
+    by_debit: dict[str, list[Event]] = {}
     for event in events.values():
         by_debit.setdefault(event.debit_id, []).append(event)
     with Engine.open(target) as engine, psycopg.connect(str(DSN)) as conn:

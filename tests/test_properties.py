@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,9 +40,7 @@ def test_p5_every_arrival_order_converges(data: st.DataObject, facts: list[Event
 
 @given(st.data(), events(max_size=6))
 def test_p5_interleaved_debits_do_not_interfere(data: st.DataObject, facts: list[Event]) -> None:
-    other = [
-        Event(**{**_fields(e), "debit_id": "other", "event_id": "o-" + e.event_id}) for e in facts
-    ]
+    other = [attrs.evolve(e, debit_id="other", event_id="o-" + e.event_id) for e in facts]
     mixed = data.draw(deliveries(facts + other))
     engine = run(mixed)
     alone = run(facts)
@@ -145,21 +144,3 @@ def test_n3_no_notice_contradicts_the_state_when_sent(
         corrections = [n for n in engine.notices(debit_id) if n.kind == "correction"
                        and n.attempt == debit.attempt and n.status == "sent"]  # fmt: skip
         assert corrections, (told, debit)
-
-
-def _fields(event: Event) -> dict[str, object]:
-    return {
-        f: getattr(event, f)
-        for f in (
-            "event_id",
-            "debit_id",
-            "type",
-            "occurred_at",
-            "attempt",
-            "source",
-            "amount",
-            "currency",
-            "reason",
-            "data",
-        )
-    }

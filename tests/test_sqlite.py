@@ -15,7 +15,7 @@ import pytest
 from sqlite_worker import book
 from support import ev
 
-from statemachine import Engine, StoreBusy, StoreError
+from statemachine import Engine, Event, StoreBusy, StoreError
 from statemachine.precedence import fold
 from statemachine.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
@@ -105,7 +105,7 @@ def test_processes_sharing_one_file_lose_no_update(tmp_path: Path) -> None:
     assert [w.wait(timeout=300) for w in workers] == [0, 0, 0, 0]
     engine = check_consistent(path)
     events = book(SHARED_LOANS, SEED)
-    by_debit: dict[str, list] = {}
+    by_debit: dict[str, list[Event]] = {}
     for event in {e.event_id: e for e in events}.values():
         by_debit.setdefault(event.debit_id, []).append(event)
     for debit_id, facts in by_debit.items():
