@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import EngineFactory
-from support import T0, debit_of, ev, race_dispatchers
+from support import T0, debit_of, ev
 
 from statemachine import Engine, Event, ManualClock, RecordingSender
 from statemachine.cli import main
@@ -90,15 +90,6 @@ def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
     assert "-> d-1 #1: Your payment d-1 was collected. [d-1#1:succeeded]" in out
     assert "sent      d-1#1:succeeded via print" in out
     assert invoke("dispatch", "--db", str(db))[1] == ""  # nothing due twice
-
-
-def test_dispatchers_in_several_processes_never_send_twice(tmp_path: Path) -> None:
-    db = tmp_path / "d.sqlite"
-    sent = race_dispatchers(str(db), tmp_path)
-    assert len(sent) == 150
-    assert set(sent.values()) == {1}
-    with Engine.open(db) as engine:
-        assert engine.metrics().notices_by_status == {"sent": 150}
 
 
 def test_a_dispatcher_that_dies_mid_batch_loses_nothing(make_engine: EngineFactory) -> None:
