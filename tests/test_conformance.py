@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import EngineFactory
+from conftest import DURABLE, EngineFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import T0, debit_of, ev
@@ -106,11 +106,11 @@ def test_writes_are_all_or_nothing(
     assert engine.apply(failing).verdict is Verdict.APPLIED  # not a duplicate: it was never stored
 
 
+# The in-memory store applies a batch event by event.
+@pytest.mark.parametrize("store_kind", DURABLE, indirect=True)
 def test_batches_are_all_or_nothing(
     make_engine: EngineFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if store_kind == "memory":
-        pytest.skip("the in-memory store applies a batch event by event")
     engine = make_engine()
     calls = []
 
@@ -183,11 +183,11 @@ def test_an_unknown_debit_has_nothing(make_engine: EngineFactory) -> None:
     assert engine.notices("nope") == []
 
 
+# The in-memory store has no SQL to fail.
+@pytest.mark.parametrize("store_kind", DURABLE, indirect=True)
 def test_a_failing_write_rolls_back_the_whole_transaction(
     make_engine: EngineFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if store_kind == "memory":
-        pytest.skip("the in-memory store has no SQL to fail")
     from statemachine import StoreError
 
     engine = make_engine()
@@ -244,11 +244,11 @@ def test_a_transaction_commits_its_writes_together_or_not_at_all(
     assert engine.apply(ev("failed", 1, debit_id="a")).verdict is Verdict.APPLIED
 
 
+# The in-memory store has no SQL to fail.
+@pytest.mark.parametrize("store_kind", DURABLE, indirect=True)
 def test_a_failed_write_inside_a_transaction_undoes_only_itself(
     make_engine: EngineFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if store_kind == "memory":
-        pytest.skip("the in-memory store has no SQL to fail")
     from statemachine import StoreError
 
     engine = make_engine()
