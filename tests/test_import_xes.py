@@ -219,6 +219,7 @@ def test_a_bad_mapping_is_refused_naming_the_key(
     assert (failed.value.path, failed.value.where) == (str(mapping), key)
 
 
+@pytest.mark.slow
 def test_bpic2012_imports_every_application(realdata: Path) -> None:
     found = records(realdata / BPIC)
     kinds = Counter(item["type"] for _, item in found)
