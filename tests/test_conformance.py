@@ -35,11 +35,13 @@ def test_p5_p6_convergence_and_rebuild(
 ) -> None:
     finals = set()
     for label in ("first", "second"):
-        engine = make_engine(clock=ManualClock(BASE_TIME))
-        for event in data.draw(deliveries(facts), label=label):
-            engine.apply(event)
-        assert engine.verify() == []
-        debit = engine.get("loan-42/2026-03")
+        # Closed at the end of each example, not of the test: a PostgreSQL engine holds pool
+        # connections, and the fixture lives through all of hypothesis' examples.
+        with make_engine(clock=ManualClock(BASE_TIME)) as engine:
+            for event in data.draw(deliveries(facts), label=label):
+                engine.apply(event)
+            assert engine.verify() == []
+            debit = engine.get("loan-42/2026-03")
         finals.add(debit and (debit.state, debit.attempt, debit.needs_review, debit.version))
     assert len(finals) == 1
     if facts:
@@ -52,14 +54,14 @@ def test_p5_p6_convergence_and_rebuild(
 def test_p1_and_one_verdict_per_arrival(
     make_engine: EngineFactory, data: st.DataObject, facts: list[Event]
 ) -> None:
-    engine = make_engine()
-    stream = data.draw(deliveries(facts))
-    for event in stream:
-        engine.apply(event)
-    before = engine.get("loan-42/2026-03")
-    assert all(engine.apply(e).verdict is Verdict.DUPLICATE for e in facts)
-    assert engine.get("loan-42/2026-03") == before
-    history = engine.history("loan-42/2026-03")
+    with make_engine() as engine:  # closed after each example, as above
+        stream = data.draw(deliveries(facts))
+        for event in stream:
+            engine.apply(event)
+        before = engine.get("loan-42/2026-03")
+        assert all(engine.apply(e).verdict is Verdict.DUPLICATE for e in facts)
+        assert engine.get("loan-42/2026-03") == before
+        history = engine.history("loan-42/2026-03")
     assert len(history) == len(stream) + len(facts)
     assert Counter(h.verdict for h in history)[Verdict.DUPLICATE] == len(stream) - len(facts) + len(
         facts
