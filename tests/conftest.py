@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from statemachine import Engine, ManualClock, Spec
+from statemachine import Engine, Spec
 from statemachine.clock import Clock, utc_now
 from statemachine.stores.memory import MemoryStore
 from statemachine.stores.sqlite import SQLiteStore
@@ -19,6 +22,7 @@ from statemachine.stores.sqlite import SQLiteStore
 pytest_plugins = ["pytester"]
 EngineFactory = Callable[..., Engine]
 STORES = ["memory", "sqlite", "postgres"]
+DURABLE = ["sqlite", "postgres"]  # for parametrize("store_kind", DURABLE, indirect=True)
 PG_DSN = os.environ.get("STATEMACHINE_PG_DSN")
 # Real files written by others (webhooks, return files, bank reports, event logs), kept beside
 # the project and never copied into it; STATEMACHINE_REALDATA points elsewhere.
@@ -91,5 +95,58 @@ def make_engine(store_kind: str) -> Iterator[EngineFactory]:
             engine.close()
 
 
-def manual(start: object = None) -> ManualClock:
-    return ManualClock() if start is None else ManualClock(start)  # type: ignore[arg-type]
+class Target:
+    """A durable store that any process opens by its ``url``: an SQLite file, or a PostgreSQL
+    schema of its own; ``query`` and ``execute`` reach its tables without the engine."""
+
+    def __init__(self, kind: str, url: str, schema: str | None = None) -> None:
+        self.kind, self.url, self.schema = kind, url, schema
+
+    def __repr__(self) -> str:
+        return f"Target({self.kind}: {self.url})"
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.schema is None:
+            with closing(sqlite3.connect(self.url)) as conn, conn:
+                return conn.execute(sql).fetchall()
+        import psycopg
+
+        assert PG_DSN is not None
+        with psycopg.connect(PG_DSN, autocommit=True) as pg:
+            pg.execute(f"SET search_path TO {self.schema}")
+            cursor = pg.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def execute(self, sql: str) -> None:
+        self.query(sql)
+
+    def tables(self) -> set[str]:
+        """The tables in the store's file or schema, whoever made them."""
+        if self.schema is None:
+            return {
+                name
+                for (name,) in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        return {name for (name,) in self.query(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{self.schema}'"
+        )}  # fmt: skip
+
+    def plant_foreign_table(self) -> None:
+        """Make the file or schema another application's, before the engine ever sees it."""
+        if self.schema is not None:
+            self.execute(f"CREATE SCHEMA {self.schema}")
+        self.execute("CREATE TABLE customers (id integer PRIMARY KEY, name text)")
+
+
+@pytest.fixture
+def target(store_kind: str, tmp_path: Path) -> Iterator[Target]:
+    """A fresh durable store of the kind, for tests with processes or raw SQL; the PostgreSQL
+    schema is dropped afterwards. Parametrise ``store_kind`` with DURABLE to use it."""
+    if store_kind == "sqlite":
+        yield Target("sqlite", str(tmp_path / "debits.sqlite"))
+        return
+    assert store_kind == "postgres", f"{store_kind}: a store no other process can open"
+    assert PG_DSN is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield Target("postgres", f"{PG_DSN}?schema={schema}", schema)
+    Target("postgres", PG_DSN, schema).execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -1,15 +1,19 @@
 """A worker process for the crash and concurrency tests: applies a synthetic book to a store.
 
-    python sqlite_worker.py TARGET LOANS SEED [--shuffle N] [--batch SIZE]
+    python sqlite_worker.py TARGET LOANS SEED [--shuffle N] [--batch SIZE [--hold-after N]]
 
 TARGET is an SQLite path or a PostgreSQL DSN. Prints the index of every event once it is
 committed: after ``apply`` returned, or with ``--batch``, after ``apply_many`` of its batch.
+With ``--hold-after N`` it commits N batches, applies the next in a transaction left open,
+prints ``holding FIRST LAST`` (its events' indices) and waits there to be killed.
 """
 
 from __future__ import annotations
 
 import random
+import signal
 import sys
+from typing import Any
 
 from statemachine import Engine, Event
 from statemachine.synthetic import car_loan_book
@@ -28,13 +32,20 @@ def main() -> None:
         seed = int(options["--shuffle"])
         random.Random(seed).shuffle(events)
         events += random.Random(seed + 1).sample(events, len(events) // 5)
-    store_options = {} if path.startswith("postgresql://") else {"busy_timeout": 30}
+    store_options: dict[str, Any] = {} if path.startswith("postgresql://") else {"busy_timeout": 30}
     with Engine.open(path, **store_options) as engine:
         size = int(options.get("--batch", 0))
+        hold = int(options.get("--hold-after", -1))
         if size:
-            for start in range(0, len(events), size):
-                engine.apply_many(events[start : start + size])
-                print(min(start + size, len(events)) - 1, flush=True)
+            for number, start in enumerate(range(0, len(events), size)):
+                batch = events[start : start + size]
+                if number == hold:
+                    with engine.transaction():
+                        engine.apply_many(batch)
+                        print(f"holding {start} {start + len(batch) - 1}", flush=True)
+                        signal.pause()  # killed here, the batch written and not committed
+                engine.apply_many(batch)
+                print(start + len(batch) - 1, flush=True)
             return
         for index, event in enumerate(events):
             engine.apply(event)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from statemachine import Engine, Event, ManualClock
+from statemachine import Debit, Engine, Event, ManualClock
 from statemachine.importers import Record
 from statemachine.replay import Replay
 
@@ -45,9 +50,84 @@ def ev(
     )
 
 
+def debit_of(engine: Engine, debit_id: str) -> Debit:
+    """The debit, which the test expects to exist."""
+    debit = engine.get(debit_id)
+    assert debit is not None, f"{debit_id}: no such debit"
+    return debit
+
+
 def clocked_engine(**kwargs: Any) -> tuple[Engine, ManualClock]:
     clock = ManualClock(T0)
     return Engine.in_memory(clock=clock, **kwargs), clock
+
+
+# How long a test waits for a sign of life from a child process before failing: generous, as
+# only a child that never gives the sign should fail a test, however loaded the machine.
+DEADLINE = 300.0
+
+
+class Child:
+    """A Python child process whose stdout lines are read as they come: a test waits for the
+    line it needs (a signal from the child), never for a fixed time."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, stdin: bool = False) -> None:
+        self.args = args
+        self.process = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE if stdin else None,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []  # every line read so far
+        self._incoming: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._incoming.put(line.rstrip("\n"))
+        self._incoming.put(None)
+
+    def wait_for(self, signal: Callable[[str], bool], deadline: float = DEADLINE) -> str:
+        """Read lines until one is the ``signal``; fail if the child ends or falls silent first."""
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                line = self._incoming.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"{self.args}: no signal within {deadline:.0f} s")
+            if line is None:
+                code = self.process.wait()
+                pytest.fail(f"{self.args}: ended (exit code {code}) without the signal")
+            self.lines.append(line)
+            if signal(line):
+                return line
+
+    def tell(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.close()
+
+    def kill(self) -> list[str]:
+        """SIGKILL the child; every line it printed."""
+        self.process.kill()
+        return self._drain()
+
+    def finish(self) -> list[str]:
+        """Wait for the child to exit successfully; every line it printed."""
+        lines = self._drain()
+        assert self.process.returncode == 0, (self.args, self.process.returncode)
+        return lines
+
+    def _drain(self) -> list[str]:
+        self.process.wait(timeout=DEADLINE)
+        self._reader.join(timeout=DEADLINE)
+        while (line := self._incoming.get_nowait()) is not None:
+            self.lines.append(line)
+        return self.lines
 
 
 def race_dispatchers(
@@ -59,12 +139,15 @@ def race_dispatchers(
         engine.apply_many([ev("succeeded", 0, debit_id=f"d-{n}") for n in range(debits)])
     log = folder / "sent.log"
     env = {**os.environ, "NOTICE_LOG": str(log), "PYTHONPATH": str(Path(__file__).parent)}
-    command = [sys.executable, "-m", "statemachine", "dispatch", "--db", target,
-               "--sender", "file_sender:make"]  # fmt: skip
-    workers = [
-        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(processes)
-    ]
-    assert [w.wait(timeout=120) for w in workers] == [0] * processes
+    command = ["-m", "statemachine", "dispatch", "--db", target, "--sender", "file_sender:make"]
+    workers = [Child(*command, env=env, stdin=True) for _ in range(processes)]
+    # Each says "ready" once started, then waits: all of them claim and send at once.
+    for worker in workers:
+        worker.wait_for(lambda line: line == "ready")
+    for worker in workers:
+        worker.tell("go")
+    for worker in workers:
+        worker.finish()
     return Counter(log.read_text().split())
 
 

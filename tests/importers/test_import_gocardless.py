@@ -10,7 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import replayed
+from support import debit_of, replayed
 
 from statemachine import Event
 from statemachine.importers import ImportFailed, ImportOptions, read
@@ -49,7 +49,7 @@ def write(folder: Path, name: str, *bodies: list[dict[str, Any]]) -> Path:
 
 
 def verdicts(replay: Replay, debit_id: str) -> dict[str, str]:
-    return {e.event_id: str(e.verdict) for e in replay.engine.history(debit_id)}
+    return {str(e.event_id): str(e.verdict) for e in replay.engine.history(debit_id)}
 
 
 @pytest.mark.parametrize(("name", "expected"), REAL_TYPES.items())
@@ -64,13 +64,13 @@ def test_every_real_payment_fixture_maps_to_its_event(
     assert event["event_id"] == "gc:" + source["id"]
     assert event["data"]["details"]["cause"] == source["details"]["cause"]
     assert origin == f"{path}:events[0]"
-    assert replayed([(origin, event)]).engine.get(REAL_PAYMENT).state == expected[0]
+    assert debit_of(replayed([(origin, event)]).engine, REAL_PAYMENT).state == expected[0]
 
 
 def test_real_sandbox_webhook_ends_succeeded(realdata: Path) -> None:
     records = list(read("gocardless", [realdata / FIXTURES / "gocardless-webhook.json"]))
     assert [e["type"] for _, e in records] == ["submitted", "succeeded"]
-    debit = replayed(records).engine.get("PM00008Q30R2BR")
+    debit = debit_of(replayed(records).engine, "PM00008Q30R2BR")
     assert (debit.state, debit.attempt, debit.needs_review) == ("succeeded", 1, False)
 
 
@@ -89,7 +89,7 @@ def test_govuk_out_of_order_body_ends_failed(tmp_path: Path) -> None:
         ("succeeded", None),
     ]
     replay = replayed(records)
-    assert replay.engine.get("PM1").state == "failed"
+    assert debit_of(replay.engine, "PM1").state == "failed"
     assert verdicts(replay, "PM1") == {"gc:EV1": "applied", "gc:EV2": "conflict"}
 
 
@@ -100,7 +100,7 @@ def test_chargeback_cancelled_is_kept_but_does_not_undo_the_reversal(tmp_path: P
         hook("EV3", "chargeback_cancelled", "2019-07-24T20:00:00Z", reason_code="DDICA-5"),
     ]
     replay = replayed(list(read("gocardless", [write(tmp_path, "cb.json", events)])))
-    assert replay.engine.get("PM1").state == "reversed"
+    assert debit_of(replay.engine, "PM1").state == "reversed"
     assert verdicts(replay, "PM1")["gc:EV3"] == "stale"
 
 
@@ -124,7 +124,7 @@ def test_resubmission_opens_the_next_attempt_whatever_the_listing_order(
     assert attempts == {"gc:EV1": ("submitted", 1), "gc:EV2": ("failed", 1),
                         "gc:EV3": ("retried", 2), "gc:EV4": ("submitted", 2),
                         "gc:EV5": ("succeeded", 2)}  # fmt: skip
-    debit = replayed(records).engine.get("PM1")
+    debit = debit_of(replayed(records).engine, "PM1")
     assert (debit.state, debit.attempt) == ("succeeded", 2)
 
 

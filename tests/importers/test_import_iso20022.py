@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import replayed
+from support import debit_of, replayed
 
 from statemachine.importers import ImportFailed, ImportOptions, read, write_jsonl
 
@@ -91,7 +91,7 @@ def test_swiss_chdd_chain_ends_succeeded_whatever_the_argument_order(realdata: P
         ]
         assert (mine[0]["amount"], mine[0]["currency"]) == (amount, "CHF")
         assert mine[1]["data"]["PmtInfSts"] == "ACCP"
-        assert replay.engine.get(debit_id).state == "succeeded"
+        assert debit_of(replay.engine, debit_id).state == "succeeded"
         assert {str(e.verdict) for e in replay.engine.history(debit_id)} == {"applied"}
     assert records[0][0] == f"{paths[2]}:/Document/CstmrDrctDbtInitn/PmtInf[1]/DrctDbtTxInf[1]"
 
@@ -107,7 +107,7 @@ def test_finnish_reversal_entry_yields_failed_events_with_return_reasons(realdat
     # Only the direct-debit entries: the booked batch of two, then the two failures.
     assert [e["type"] for _, e in records] == ["succeeded", "succeeded", "failed", "failed"]
     replay = replayed(records)
-    assert replay.engine.get(reversal[0][1]["debit_id"]).state == "failed"
+    assert debit_of(replay.engine, reversal[0][1]["debit_id"]).state == "failed"
 
 
 def test_swiss_rejections_import_as_failed_with_their_reason(realdata: Path) -> None:
@@ -117,7 +117,7 @@ def test_swiss_rejections_import_as_failed_with_their_reason(realdata: Path) -> 
         ("failed", "AC01", "RJCT")
     ] * 2
     replay = replayed(records)
-    assert {replay.engine.get(e["debit_id"]).state for _, e in records} == {"failed"}
+    assert {debit_of(replay.engine, e["debit_id"]).state for _, e in records} == {"failed"}
 
 
 def test_every_real_message_imports_and_a_return_joins_the_reported_transfer(
@@ -126,7 +126,7 @@ def test_every_real_message_imports_and_a_return_joins_the_reported_transfer(
     paths = [p for p in (realdata / FOLDER).glob("*.xml") if "camt_053" not in p.name]
     records = list(read("iso20022", paths))
     engine = replayed(records).engine
-    states = [engine.get(d).state for d in sorted({e["debit_id"] for _, e in records})]
+    states = [debit_of(engine, d).state for d in sorted({e["debit_id"] for _, e in records})]
     assert sorted(states) == ["failed"] * 5 + ["succeeded"] * 4
     # The 2020 return names no MsgId: the rejection report's transaction supplies it.
     joined = [
@@ -152,7 +152,7 @@ def test_partial_report_lets_each_transaction_decide(tmp_path: Path) -> None:
     reported = {e["debit_id"]: (e["type"], e["reason"]) for _, e in records[3:]}
     assert reported == {"M1/P1/E1": ("succeeded", None), "M1/P1/E2": ("failed", "AC01")}
     states = replayed(records).engine
-    assert [states.get(f"M1/P1/E{n}").state for n in (1, 2, 3)] == [
+    assert [debit_of(states, f"M1/P1/E{n}").state for n in (1, 2, 3)] == [
         "succeeded",
         "failed",
         "pending",
@@ -186,7 +186,7 @@ def test_return_after_booking_is_reversed_and_alone_is_failed(tmp_path: Path) ->
         ("succeeded", None),
     ]
     replay = replayed(records)
-    assert replay.engine.get("M1/P1/E1").state == "reversed"
+    assert debit_of(replay.engine, "M1/P1/E1").state == "reversed"
 
 
 def test_reimport_gives_the_same_ids_so_a_second_replay_is_all_duplicates(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import replayed
+from support import debit_of, replayed
 
 from statemachine import Event
 from statemachine.importers import ImportFailed, ImportOptions, Record, read
@@ -62,7 +62,7 @@ def write(folder: Path, name: str, content: str) -> Path:
 
 
 def state(records: list[Record], debit_id: str = TRACE) -> str:
-    return str(replayed(records).engine.get(debit_id).state)
+    return str(debit_of(replayed(records).engine, debit_id).state)
 
 
 def test_real_web_return_fails_its_debit_and_skips_the_credit_return(realdata: Path) -> None:
@@ -112,8 +112,8 @@ def test_real_contested_file_is_a_payroll_credit_but_its_addenda_map(
         ("059999990000301", "failed", "R71"),  # the contested return was an R01
     ]
     replay = replayed(records)
-    assert replay.engine.get("099912340000015").state == "reversed"
-    assert replay.engine.get("059999990000301").state == "failed"
+    assert debit_of(replay.engine, "099912340000015").state == "reversed"
+    assert debit_of(replay.engine, "059999990000301").state == "failed"
 
 
 def test_real_issue702_maps_its_two_debit_returns(realdata: Path) -> None:
@@ -172,7 +172,7 @@ def test_stages_in_one_file_are_ordered_by_the_scheme(tmp_path: Path) -> None:
 def test_a_dishonored_reversal_stays_reversed(tmp_path: Path) -> None:
     text = ach(entry("26", 500, "091000010000001", returned("R07"), dishonored("R68", "07")))
     replay = replayed(list(read("nacha", [write(tmp_path, "r.ach", text)])))
-    assert replay.engine.get(TRACE).state == "reversed"
+    assert debit_of(replay.engine, TRACE).state == "reversed"
     assert [str(e.verdict) for e in replay.engine.history(TRACE)] == ["applied", "stale"]
 
 

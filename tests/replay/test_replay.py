@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -205,12 +208,12 @@ def outcome(engine: Engine) -> tuple[object, ...]:
     st.randoms(use_true_random=False),
 )
 def test_a_batched_replay_sends_exactly_what_an_event_by_event_replay_sends(
-    seed: int, loans: int, batch: int, rng: object
+    seed: int, loans: int, batch: int, rng: random.Random
 ) -> None:
     events = [Event.from_dict(r) for r in car_loan_book(loans, seed=seed, legacy_notices=False)]
     # Disorder beyond the book's own: some events arrive much later than they happened.
     for _ in range(len(events) // 4):
-        i, j = rng.randrange(len(events)), rng.randrange(len(events))  # type: ignore[attr-defined]
+        i, j = rng.randrange(len(events)), rng.randrange(len(events))
         events[i], events[j] = events[j], events[i]
     one = Replay(Engine.in_memory(clock=ManualClock()))
     for event in events:
@@ -290,8 +293,8 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 def test_an_interrupted_replay_resumes_to_the_same_end(tmp_path: Path) -> None:
     db = tmp_path / "march.sqlite"
 
-    def interrupt_after(count: int):  # type: ignore[no-untyped-def]
-        def wrap(records):  # type: ignore[no-untyped-def]
+    def interrupt_after(count: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
+        def wrap(records: Iterable[Any]) -> Iterator[Any]:
             for number, record in enumerate(records):
                 if number == count:
                     raise KeyboardInterrupt
