@@ -10,7 +10,7 @@ serializes the writers of one debit.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -20,8 +20,9 @@ from ..events import Event
 from ..precedence import Verdict, fold
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 from ..spec import Spec
-from .base import Item, Stop, StoreCounts
+from .base import Item, Stop
 from .queries import Queries
+from .sql_reports import SQLReports, chunks
 
 T = TypeVar("T")
 Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute()
@@ -58,7 +59,7 @@ class _Batch:
             store._remember(record)
 
 
-class SQLStore:
+class SQLStore(SQLReports):
     """The logic of every SQL store; subclasses speak their dialect."""
 
     SQL: ClassVar[type[Queries]]
@@ -76,16 +77,9 @@ class SQLStore:
         """A transaction; on any error it rolls back, clears the cache and raises our error."""
         raise NotImplementedError
 
-    def _read(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+    # _read and _select_in: see SQLReports.
 
     def _many(self, conn: Connection, query: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
-
-    def _select_in(
-        self, conn: Connection, query: str, ids: list[str], params: Sequence[Any] = ()
-    ) -> list[Any]:
-        """Run ``query`` with ``params`` and then the list ``ids`` where the dialect puts lists."""
         raise NotImplementedError
 
     def _lock(self, conn: Connection, debit_ids: Iterable[str]) -> None:
@@ -149,9 +143,9 @@ class SQLStore:
         priors: dict[str, str] = {}
         debit_ids = list({e.debit_id: None for e in events})
         event_ids = list({e.event_id: None for e in events})
-        for chunk in _chunks(debit_ids):
+        for chunk in chunks(debit_ids):
             revisions.update(self._select_in(conn, self.SQL.revisions, chunk))
-        for chunk in _chunks(event_ids):
+        for chunk in chunks(event_ids):
             priors.update(self._select_in(conn, self.SQL.priors, chunk))
         for debit_id in debit_ids:
             revisions.setdefault(debit_id, None)
@@ -260,7 +254,7 @@ class SQLStore:
         wanted = list(dict.fromkeys(debit_ids))
         found: dict[str, DebitRecord] = {}
         with self._read() as conn:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted):
                 for debit_id, revision in self._select_in(conn, self.SQL.revisions, chunk):
                     cached = self._cache.get(debit_id)
                     if cached is not None and cached.revision == revision:
@@ -339,7 +333,7 @@ class SQLStore:
         with self._write() as conn:
             self._lock(conn, debit_ids)
             revisions: dict[str, int] = {}
-            for chunk in _chunks(debit_ids):
+            for chunk in chunks(debit_ids):
                 revisions.update(self._select_in(conn, self.SQL.revisions, chunk))
             plain, claimed = [], []
             for notice in todo:
@@ -367,53 +361,6 @@ class SQLStore:
                 cached = self._cache.get(notice.debit_id)
                 if cached is not None:
                     cached.notices[(notice.attempt, notice.kind)] = notice
-
-    def stuck(self, state: str, before: datetime) -> list[tuple[str, datetime]]:
-        """Debits in ``state`` whose latest accepted event occurred before ``before``."""
-        with self._read() as conn:
-            rows = conn.execute(self.SQL.stuck, (state, self._time_in(before))).fetchall()
-        return [(debit_id, self._time_out(last)) for debit_id, last in rows]
-
-    def counts(self) -> StoreCounts:
-        with self._read() as conn:
-
-            def pairs(query: str) -> dict[str, int]:
-                return {str(key): count for key, count in conn.execute(query)}
-
-            return StoreCounts(
-                verdicts=pairs(self.SQL.verdicts),
-                states=pairs(self.SQL.states),
-                notices=pairs(self.SQL.notice_statuses),
-                needs_review=conn.execute(self.SQL.review).fetchone()[0],
-                sources=pairs(self.SQL.sources),
-            )
-
-    def notice_tally(self) -> list[tuple[str, str, str, int]]:
-        with self._read() as conn:
-            return [(k, s, str(day), n) for k, s, day, n in conn.execute(self.SQL.notice_tally)]
-
-    def last_origin(self, prefix: str) -> str | None:
-        pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-        with self._read() as conn:
-            row = conn.execute(self.SQL.last_origin, (pattern,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def review_ids(self) -> list[str]:
-        with self._read() as conn:
-            return [row[0] for row in conn.execute(self.SQL.review_ids)]
-
-    def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
-        found: dict[str, tuple[str, int]] = {}
-        with self._read() as conn:
-            for chunk in _chunks(debit_ids):
-                for debit_id, state, attempt in self._select_in(conn, self.SQL.outcomes, chunk):
-                    found[debit_id] = (state, attempt)
-        return found
-
-    def told(self, outcome: str, states: Iterable[str]) -> list[str]:
-        with self._read() as conn:
-            rows = self._select_in(conn, self.SQL.told, sorted(states), (outcome,))
-        return [row[0] for row in rows]
 
     def _notices(self, cursor: Any) -> list[Notice]:
         names = [d[0] for d in cursor.description]
@@ -457,8 +404,3 @@ class SQLStore:
             notice.status_reason,
             notice.version,
         )
-
-
-def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
