@@ -151,8 +151,10 @@ def fold(events: Iterable[Event], spec: Spec) -> Fold:
 
 def classify(event: Event, before: Fold | None, after: Fold, spec: Spec) -> tuple[Verdict, str]:
     """The verdict and reason of ``event``, which moved the debit from ``before`` to ``after``."""
-    if event.attempt > after.attempt or (
-        before is not None and _position(before) == _position(after)
+    if (
+        event.attempt > after.attempt
+        or (before is not None and _position(before) == _position(after))
+        or (before is None and event.type == REINSTATED and after.last_word is None)
     ):
         # An event for an attempt the debit is not on is parked even when it raises the
         # review flag (P4): the flag is its only effect, and the reason says so.

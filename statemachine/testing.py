@@ -41,6 +41,7 @@ from .events import (
     CREATED,
     EVENT_TYPES,
     FAILED,
+    REINSTATED,
     RETRIED,
     REVERSED,
     SUBMITTED,
@@ -119,7 +120,8 @@ class History:
 @st.composite
 def histories(draw: st.DrawFn, debit_id: str | None = None, max_attempts: int = 3) -> History:
     """A consistent lifecycle: created, then attempts that are collected or fail, with retries,
-    bank returns weeks later, and the lender retrying after a false failure."""
+    bank returns weeks later (some of them cancelled later still), and the lender retrying
+    after a false failure."""
     debit = debit_id or f"loan-{draw(st.integers(0, 99_999)):05d}/2026-03"
     at = BASE_TIME + timedelta(minutes=draw(st.integers(0, 60 * 24 * 27)))
     facts: list[Event] = []
@@ -155,9 +157,13 @@ def histories(draw: st.DrawFn, debit_id: str | None = None, max_attempts: int = 
             add(SUCCEEDED, outcome_at, "gateway", attempt)
             state = SUCCEEDED
             if draw(st.integers(0, 9)) == 0:  # the payer disputes it weeks later
-                add(REVERSED, outcome_at + timedelta(days=draw(st.integers(10, 40))), "settlement",
-                    attempt, reason="MD06")  # fmt: skip
+                returned = outcome_at + timedelta(days=draw(st.integers(10, 40)))
+                add(REVERSED, returned, "settlement", attempt, reason="MD06")
                 state = REVERSED
+                if draw(st.integers(0, 2)) == 0:  # and the dispute is cancelled (P3b)
+                    add(REINSTATED, returned + timedelta(days=draw(st.integers(1, 20))),
+                        "settlement", attempt, reason="chargeback_cancelled")  # fmt: skip
+                    state = SUCCEEDED
             if attempt < max_attempts and draw(st.integers(0, 4)) == 0:
                 # A middleware timeout said "failed" and the lender retried: double collection
                 # risk once the next attempt reached the bank.

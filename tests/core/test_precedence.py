@@ -231,3 +231,75 @@ def run_state(order: tuple[Event, ...]) -> str:
     for event in order:
         engine.apply(event)
     return debit_of(engine, "d-1").state
+
+
+# P3b ----------------------------------------------------------------------------------------
+
+
+def test_p3b_a_reinstatement_with_no_reversal_is_parked() -> None:
+    _, verdicts = apply_all(ev("succeeded", 0), ev("reinstated", 5, source="settlement"))
+    assert verdicts == ["applied", "parked"]
+    engine = Engine.in_memory()
+    result = engine.apply(ev("reinstated", 5))
+    assert (result.verdict, result.reason) == (
+        "parked", "waits for a reversal of attempt 1 to cancel"
+    )  # fmt: skip
+
+
+def test_p3b_a_stronger_reinstatement_returns_the_debit_to_succeeded() -> None:
+    engine, verdicts = apply_all(
+        ev("succeeded", 0), ev("reversed", 10, source="gateway"), ev("reinstated", 20)
+    )
+    assert verdicts == ["applied", "applied", "applied"]
+    assert debit_of(engine, "d-1").state == "succeeded"
+    assert engine.history("d-1")[-1].reason == "reversed → succeeded (correction)"
+
+
+def test_p3b_a_weaker_reinstatement_is_a_conflict_and_the_reversal_stands() -> None:
+    engine, verdicts = apply_all(
+        ev("succeeded", 0), ev("reversed", 10, source="settlement"), ev("reinstated", 20)
+    )
+    assert verdicts == ["applied", "applied", "conflict"]
+    assert debit_of(engine, "d-1").state == "reversed"
+    assert engine.history("d-1")[-1].reason.startswith("contradicts reversed from settlement")
+
+
+def test_p3b_a_reversal_weaker_than_a_standing_reinstatement_is_a_conflict() -> None:
+    engine, verdicts = apply_all(
+        ev("succeeded", 0),
+        ev("reinstated", 30, source="settlement"),  # parked: nothing to cancel yet
+        ev("reversed", 10, source="gateway"),  # the return it cancels, arriving late
+    )
+    assert verdicts == ["applied", "parked", "conflict"]
+    assert debit_of(engine, "d-1").state == "succeeded"
+
+
+def test_p3b_at_an_exact_tie_the_reinstatement_wins() -> None:
+    engine, _ = apply_all(ev("succeeded", 0), ev("reinstated", 10), ev("reversed", 10))
+    assert debit_of(engine, "d-1").state == "succeeded"
+
+
+def test_p3b_a_second_stronger_reversal_after_a_reinstatement_stands() -> None:
+    engine, verdicts = apply_all(
+        ev("succeeded", 0), ev("reversed", 10), ev("reinstated", 20), ev("reversed", 30)
+    )
+    assert verdicts == ["applied", "applied", "applied", "applied"]
+    assert debit_of(engine, "d-1").state == "reversed"
+
+
+def test_p3b_every_order_of_reversals_and_reinstatements_converges() -> None:
+    facts = [
+        ev("submitted", 0), ev("succeeded", 1), ev("reversed", 10, source="gateway"),
+        ev("reinstated", 20, source="gateway"), ev("reversed", 30, source="internal"),
+        ev("reinstated", 5, source="settlement"),
+    ]  # fmt: skip
+    ends = set()
+    for order in itertools.permutations(facts):
+        engine = Engine.in_memory()
+        for event in order:
+            engine.apply(event)
+        debit = debit_of(engine, "d-1")
+        ends.add((debit.state, debit.attempt, debit.needs_review))
+        assert engine.verify() == []
+    # The settlement's reinstatement outranks every weaker reversal: the collection stands.
+    assert ends == {("succeeded", 1, False)}
