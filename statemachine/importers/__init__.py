@@ -46,6 +46,18 @@ class ImportFailed(StateMachineError, ValueError):
         super().__init__(f"{place}: {problem}")
 
 
+class UnknownFormat(StateMachineError, ValueError):
+    """A format name the importers do not know: names the known formats.
+
+    >>> str(UnknownFormat("csv"))
+    "format: expected one of gocardless, iso20022, nacha, xes, got 'csv'"
+    """
+
+    def __init__(self, format: str) -> None:
+        self.format = format
+        super().__init__(f"format: expected one of {', '.join(sorted(FORMATS))}, got {format!r}")
+
+
 @attrs.frozen
 class ImportOptions:
     """Choices a format may need; every field has a default that suits the common case."""
@@ -110,9 +122,9 @@ FORMATS: dict[str, str] = {
 
 
 def reader(format: str) -> Reader:
-    """The ``read`` function of a format, by name."""
+    """The ``read`` function of a format, by name; :class:`UnknownFormat` for another name."""
     if format not in FORMATS:
-        raise ValueError(f"format: expected one of {', '.join(sorted(FORMATS))}, got {format!r}")
+        raise UnknownFormat(format)
     module = importlib.import_module(f"{__name__}.{format}")
     read: Reader = module.read
     return read
@@ -124,15 +136,17 @@ def read(
     options: ImportOptions | None = None,
     tally: ImportTally | None = None,
 ) -> Iterator[Record]:
-    """Read files of one format as events; raises :class:`ImportFailed` on bad input.
+    """Read files of one format as events; raises :class:`ImportFailed` on bad input, and
+    :class:`UnknownFormat` for a format not in :data:`FORMATS`, before any file is opened.
 
     ``tally``, when given, counts what was read and skipped once the records are.
     """
+    format_reader = reader(format)
     files = [Path(p) for p in paths]
     for path in files:
         if not path.is_file():
             raise ImportFailed(path, None, "no such file")
-    return reader(format)(files, options or ImportOptions(), tally or ImportTally())
+    return format_reader(files, options or ImportOptions(), tally or ImportTally())
 
 
 @contextmanager
