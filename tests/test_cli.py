@@ -51,7 +51,7 @@ def test_replay_reads_gzip_and_stdin(tmp_path: Path) -> None:
 def test_replay_of_a_missing_file_is_a_clear_error() -> None:
     code, out = invoke("replay", "no-such.jsonl")
     assert code == 1
-    assert "Error: cannot read no-such.jsonl: No such file or directory" in out
+    assert "Error: cannot read no-such.jsonl: no such file" in out
 
 
 def test_diagram_prints_mermaid() -> None:
