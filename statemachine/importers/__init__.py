@@ -70,8 +70,8 @@ class ImportOptions:
 
 @attrs.define
 class ImportTally:
-    """What an import read and what it skipped, and why; the format's reader fills it in as it
-    reads, so it is complete once the records are.
+    """What an import read and what it skipped, and why, and how many events it gave; the
+    format's reader fills it in as it reads, so it is complete once the records are.
 
     >>> tally = ImportTally()
     >>> tally.unit = ("webhook event", "webhook events")
@@ -85,6 +85,8 @@ class ImportTally:
     # What a format counts (webhook events, entries, XES events ...): singular and plural.
     unit: tuple[str, str] = ("record", "records")
     read: int = 0
+    # Events yielded by :func:`read` so far: all of them once the records are.
+    events: int = 0
     skipped: Counter[str] = attrs.Factory(Counter)
     # Reason -> the values that gave it (an action, an activity, a transaction code), counted.
     examples: dict[str, Counter[str]] = attrs.Factory(dict)
@@ -139,14 +141,22 @@ def read(
     """Read files of one format as events; raises :class:`ImportFailed` on bad input, and
     :class:`UnknownFormat` for a format not in :data:`FORMATS`, before any file is opened.
 
-    ``tally``, when given, counts what was read and skipped once the records are.
+    ``tally``, when given, counts what was read and skipped, and the events, once the records
+    are.
     """
     format_reader = reader(format)
     files = [Path(p) for p in paths]
     for path in files:
         if not path.is_file():
             raise ImportFailed(path, None, "no such file")
-    return format_reader(files, options or ImportOptions(), tally or ImportTally())
+    tally = tally or ImportTally()
+    return _counted(format_reader(files, options or ImportOptions(), tally), tally)
+
+
+def _counted(records: Iterator[Record], tally: ImportTally) -> Iterator[Record]:
+    for record in records:
+        tally.events += 1
+        yield record
 
 
 @contextmanager
@@ -158,7 +168,8 @@ def staged(
 ) -> Iterator[Iterator[tuple[str, bytes, dict[str, Any]]]]:
     """Read a whole import into a temporary file, then stream it back as replay records
     ``(origin, raw, event)``: a bad file stops the import before anything is replayed, and
-    memory stays small whatever the import's size."""
+    memory stays small whatever the import's size. ``tally`` is complete on entry: an
+    import without events has ``tally.events == 0`` before anything is replayed."""
     with tempfile.TemporaryFile() as spool:
         for origin, event in read(format, paths, options, tally):
             spool.write(orjson.dumps([origin, event]) + b"\n")
