@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import tzinfo
 from pathlib import Path
@@ -81,6 +81,10 @@ def replay(
     counted. Replaying again into the same --db changes nothing: a rerun skips the lines of
     each file the database already holds (an interrupted run resumes).
 
+    With --format, a line on standard error says how many events the files gave and what was
+    read and skipped, as with `statemachine import`; files that give no event at all exit 1
+    before a database is opened or created.
+
     \b
     Example:
         statemachine replay specs/examples/car-loans-month.jsonl --db march.sqlite
@@ -96,12 +100,18 @@ def replay(
     with ExitStack() as stack:
         records = None
         if format_ != "events":
+            _say_bundled_mapping(format_, mapping)
+            tally = ImportTally()
             try:  # the whole import is read before the database is opened
                 records = stack.enter_context(
-                    staged(format_, logs, ImportOptions(mapping=mapping, timezone=timezone))
+                    staged(format_, logs, ImportOptions(mapping=mapping, timezone=timezone), tally)
                 )
             except ImportFailed as exc:
                 raise click.ClickException(str(exc)) from None
+            if not tally.events:  # nothing to replay: no database either
+                raise click.ClickException(_no_events(format_, logs, tally))
+            click.echo(f"{tally.events} events imported from {_named(logs)} ({tally.describe()})",
+                       err=True)  # fmt: skip
         engine = open_engine(db, spec, clock=ManualClock())
         stack.callback(engine.close)
         feeder: Replay | BatchedReplay = (
@@ -176,9 +186,7 @@ def import_(
         statemachine import nacha outbound.ach returns.ach -o march.jsonl
         statemachine import xes bpic2012.xes.gz --mapping specs/mappings/bpic2012.toml -o bpi.jsonl
     """
-    if format_ == "xes" and mapping is None:
-        click.echo(f"no --mapping: using the bundled BPI Challenge 2012 mapping {DEFAULT_MAPPING}",
-                   err=True)  # fmt: skip
+    _say_bundled_mapping(format_, mapping)
     tally = ImportTally()
     try:
         records = read_import(
@@ -188,10 +196,7 @@ def import_(
     except ImportFailed as exc:
         raise click.ClickException(str(exc)) from None
     except _NoEvents:
-        hint = "; give a mapping that fits the log with --mapping FILE" if format_ == "xes" else ""
-        raise click.ClickException(
-            f"no events in {_named(files)}: {tally.describe()}{hint}"
-        ) from None
+        raise click.ClickException(_no_events(format_, files, tally)) from None
     except OSError as exc:  # readers name their own files: this is the output's folder, ...
         target = output or "standard output"
         raise click.ClickException(f"{target}: cannot be written ({exc.strerror})") from None
@@ -214,7 +219,19 @@ def _some(records: Iterable[Record]) -> Iterator[Record]:
         raise _NoEvents
 
 
-def _named(files: tuple[Path, ...]) -> str:
+def _say_bundled_mapping(format_: str, mapping: Path | None) -> None:
+    if format_ == "xes" and mapping is None:
+        click.echo(f"no --mapping: using the bundled BPI Challenge 2012 mapping {DEFAULT_MAPPING}",
+                   err=True)  # fmt: skip
+
+
+def _no_events(format_: str, files: Sequence[str | Path], tally: ImportTally) -> str:
+    """Why an import gave no events: what it read and skipped, and for XES what to try."""
+    hint = "; give a mapping that fits the log with --mapping FILE" if format_ == "xes" else ""
+    return f"no events in {_named(files)}: {tally.describe()}{hint}"
+
+
+def _named(files: Sequence[str | Path]) -> str:
     shown = ", ".join(map(str, files[:3]))
     return shown + (f" and {len(files) - 3} more files" if len(files) > 3 else "")
 

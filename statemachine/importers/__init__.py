@@ -46,6 +46,18 @@ class ImportFailed(StateMachineError, ValueError):
         super().__init__(f"{place}: {problem}")
 
 
+class UnknownFormat(StateMachineError, ValueError):
+    """A format name the importers do not know: names the known formats.
+
+    >>> str(UnknownFormat("csv"))
+    "format: expected one of gocardless, iso20022, nacha, xes, got 'csv'"
+    """
+
+    def __init__(self, format: str) -> None:
+        self.format = format
+        super().__init__(f"format: expected one of {', '.join(sorted(FORMATS))}, got {format!r}")
+
+
 @attrs.frozen
 class ImportOptions:
     """Choices a format may need; every field has a default that suits the common case."""
@@ -58,8 +70,8 @@ class ImportOptions:
 
 @attrs.define
 class ImportTally:
-    """What an import read and what it skipped, and why; the format's reader fills it in as it
-    reads, so it is complete once the records are.
+    """What an import read and what it skipped, and why, and how many events it gave; the
+    format's reader fills it in as it reads, so it is complete once the records are.
 
     >>> tally = ImportTally()
     >>> tally.unit = ("webhook event", "webhook events")
@@ -73,6 +85,8 @@ class ImportTally:
     # What a format counts (webhook events, entries, XES events ...): singular and plural.
     unit: tuple[str, str] = ("record", "records")
     read: int = 0
+    # Events yielded by :func:`read` so far: all of them once the records are.
+    events: int = 0
     skipped: Counter[str] = attrs.Factory(Counter)
     # Reason -> the values that gave it (an action, an activity, a transaction code), counted.
     examples: dict[str, Counter[str]] = attrs.Factory(dict)
@@ -110,9 +124,9 @@ FORMATS: dict[str, str] = {
 
 
 def reader(format: str) -> Reader:
-    """The ``read`` function of a format, by name."""
+    """The ``read`` function of a format, by name; :class:`UnknownFormat` for another name."""
     if format not in FORMATS:
-        raise ValueError(f"format: expected one of {', '.join(sorted(FORMATS))}, got {format!r}")
+        raise UnknownFormat(format)
     module = importlib.import_module(f"{__name__}.{format}")
     read: Reader = module.read
     return read
@@ -124,15 +138,25 @@ def read(
     options: ImportOptions | None = None,
     tally: ImportTally | None = None,
 ) -> Iterator[Record]:
-    """Read files of one format as events; raises :class:`ImportFailed` on bad input.
+    """Read files of one format as events; raises :class:`ImportFailed` on bad input, and
+    :class:`UnknownFormat` for a format not in :data:`FORMATS`, before any file is opened.
 
-    ``tally``, when given, counts what was read and skipped once the records are.
+    ``tally``, when given, counts what was read and skipped, and the events, once the records
+    are.
     """
+    format_reader = reader(format)
     files = [Path(p) for p in paths]
     for path in files:
         if not path.is_file():
             raise ImportFailed(path, None, "no such file")
-    return reader(format)(files, options or ImportOptions(), tally or ImportTally())
+    tally = tally or ImportTally()
+    return _counted(format_reader(files, options or ImportOptions(), tally), tally)
+
+
+def _counted(records: Iterator[Record], tally: ImportTally) -> Iterator[Record]:
+    for record in records:
+        tally.events += 1
+        yield record
 
 
 @contextmanager
@@ -144,7 +168,8 @@ def staged(
 ) -> Iterator[Iterator[tuple[str, bytes, dict[str, Any]]]]:
     """Read a whole import into a temporary file, then stream it back as replay records
     ``(origin, raw, event)``: a bad file stops the import before anything is replayed, and
-    memory stays small whatever the import's size."""
+    memory stays small whatever the import's size. ``tally`` is complete on entry: an
+    import without events has ``tally.events == 0`` before anything is replayed."""
     with tempfile.TemporaryFile() as spool:
         for origin, event in read(format, paths, options, tally):
             spool.write(orjson.dumps([origin, event]) + b"\n")

@@ -111,10 +111,14 @@ def test_the_summary_tells_this_run_from_the_database(tmp_path: Path) -> None:
     ]
 
 
-def test_replay_of_webhooks_without_payment_events(tmp_path: Path, realdata: Path) -> None:
+def test_replay_of_webhooks_without_payment_events_creates_no_database(
+    tmp_path: Path, realdata: Path
+) -> None:
     mandate = realdata / "gocardless_alphagov_pay-direct-debit-connector"
     code, out = invoke("replay", "--format", "gocardless",
                        str(mandate / "gocardless-webhook-mandate-active.json"),
                        "--db", str(tmp_path / "db.sqlite"))  # fmt: skip
-    assert code == 0, out
-    assert "lines read          0" in out
+    assert code == 1, out
+    assert "no events in" in out
+    assert "lines read" not in out  # no summary of an empty replay
+    assert list(tmp_path.iterdir()) == []

@@ -198,3 +198,73 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert "import [OPTIONS] FORMAT FILES..." in result.stderr
+
+
+REAL_MANDATE = (
+    "gocardless_alphagov_pay-direct-debit-connector/gocardless-webhook-mandate-active.json"
+)
+
+
+def test_replay_format_says_what_it_imported_as_import_does(tmp_path: Path) -> None:
+    body, db = tmp_path / "hook.json", tmp_path / "d.sqlite"
+    body.write_bytes(orjson.dumps({"events": BODY["events"] + MANDATE["events"]}))
+    result = run("replay", "--format", "gocardless", str(body), "--db", str(db))
+    assert result.exit_code == 0
+    assert result.stderr == (
+        f"2 events imported from {body} (read 3 webhook events, skipped 1: "
+        "1 of a resource type other than payments (mandates))\n"
+    )
+    assert "lines read          2" in result.stdout
+    with Engine.open(db, create=False) as engine:
+        debit = engine.get("PM1")
+        assert debit is not None
+        assert debit.state == "succeeded"
+
+
+@pytest.mark.parametrize("db", [True, False], ids=["db", "in-memory"])
+def test_replay_format_without_events_exits_1_before_a_database_exists(
+    tmp_path: Path, db: bool
+) -> None:
+    body = tmp_path / "mandates.json"
+    body.write_bytes(orjson.dumps(MANDATE))
+    store = ["--db", str(tmp_path / "d.sqlite")] if db else []
+    result = run("replay", "--format", "gocardless", str(body), *store)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no events in {body}: read 1 webhook event, skipped 1: "
+        "1 of a resource type other than payments (mandates)\n"
+    )
+    assert result.stdout == ""  # no summary of an empty replay
+    assert set(tmp_path.iterdir()) == {body}  # no database, no journal, no temporary file
+
+
+def test_replay_format_of_a_real_mandate_webhook_says_the_same_as_import(
+    realdata: Path, tmp_path: Path
+) -> None:
+    path, db = realdata / REAL_MANDATE, tmp_path / "d.sqlite"
+    imported = run("import", "gocardless", str(path), "-o", str(tmp_path / "events.jsonl"))
+    replayed = run("replay", "--format", "gocardless", str(path), "--db", str(db))
+    assert (replayed.exit_code, imported.exit_code) == (1, 1)
+    assert (
+        replayed.stderr
+        == imported.stderr
+        == (
+            f"Error: no events in {path}: read 1 webhook event, skipped 1: "
+            "1 of a resource type other than payments (mandates)\n"
+        )
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_replay_format_xes_names_the_mapping_it_uses_and_suggests_another(tmp_path: Path) -> None:
+    log, db = tmp_path / "log.xes", tmp_path / "d.sqlite"
+    log.write_text(
+        '<log><trace><event><string key="concept:name" value="X"/></event></trace></log>'
+    )
+    result = run("replay", "--format", "xes", str(log), "--db", str(db))
+    assert result.exit_code == 1
+    first, *_, last = result.stderr.splitlines()
+    assert first == f"no --mapping: using the bundled BPI Challenge 2012 mapping {DEFAULT_MAPPING}"
+    assert last.startswith(f"Error: no events in {log}: read ")
+    assert last.endswith("; give a mapping that fits the log with --mapping FILE")
+    assert not db.exists()

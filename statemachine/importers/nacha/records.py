@@ -1,31 +1,34 @@
-"""NACHA ACH files: outbound debit entries and their returns read as DESIGN's events.
+"""A NACHA file read record by record, its layout, counts and totals checked on the way.
 
 A NACHA file is fixed-width text, one 94-character record a line: a file header (``1``),
 batches (``5`` header, ``6`` entries each followed by their ``7`` addenda, ``8`` control), a
-file control (``9``) and lines of ``9`` padding. A debit entry (transaction code 27 or 37)
-becomes ``submitted`` for the debit named by its trace number; a return (an entry with an
-addenda ``99``) becomes ``failed``, ``reversed`` or, for a dishonored return, ``succeeded``
-for the debit named by the original entry trace number in that addenda. The mapping and its
-reasons are in ``docs/importers/nacha.md``.
-
->>> RETURN_TYPES["R01"], RETURN_TYPES["R07"], RETURN_TYPES["R68"]
-('failed', 'reversed', 'succeeded')
->>> stage("R01"), stage("R68"), stage("R71")
-('return', 'dishonored', 'contested')
+file control (``9``) and lines of ``9`` padding. What the codes in them mean is in
+:mod:`.codes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 import attrs
 
-from ..events import FAILED, REVERSED, SUBMITTED, SUCCEEDED
-from . import ImportFailed, ImportOptions, ImportTally, Record
-from ._common import aware_time, event_record
+from ...events import SUBMITTED, SUCCEEDED
+from .. import ImportFailed, ImportOptions, ImportTally, Record
+from .._common import aware_time, event_record
+from .codes import (
+    CONTESTED_CODES,
+    DEBIT_ENTRIES,
+    DISHONORED_CODES,
+    NO_MONEY,
+    RETURN_ENTRIES,
+    RETURN_TYPES,
+    STAGE_DELAY,
+    UNSUPPORTED_SEC,
+    stage,
+)
 
 PREFIX: Final = "nacha:"
 SOURCE: Final = "settlement"
@@ -33,65 +36,9 @@ CURRENCY: Final = "USD"
 WIDTH: Final = 94
 PADDING: Final = "9" * WIDTH
 
-# Live debits to a checking or savings account: each is one collection attempt.
-DEBIT_ENTRIES: Final = frozenset({"27", "37"})
-# Prenotes (x3, x8) and zero-dollar entries (x4, x9) move no money: they and their returns
-# say nothing about a collection.
-NO_MONEY: Final = frozenset(f"{kind}{last}" for kind in "2345" for last in "3489")
-# Codes ending in 1 or 6 are "automated return or notification of change".
-RETURN_ENTRIES: Final = frozenset({"21", "26", "31", "36", "41", "46", "51", "56"})
-# Batches whose records have other layouts (advices, international): counted, not mapped.
-UNSUPPORTED_SEC: Final = frozenset({"ADV", "IAT"})
-
-
-def _codes(*spans: tuple[int, int]) -> list[str]:
-    return [f"R{n:02d}" for first, last in spans for n in range(first, last + 1)]
-
-
-# Authorisation disputes and the other 60-day (extended) returns: the debit was collected and
-# the money is claimed back.
-REVERSED_CODES: Final = ("R05", "R07", "R10", "R11", "R29", "R37", "R38", "R51", "R52", "R53")
-# Every other return: the debit was never good (funds, account, format, routing, ...).
-FAILED_CODES: Final = tuple(
-    code for code in _codes((1, 53), (80, 85)) if code not in REVERSED_CODES
-)
-# The ODFI refuses a return (R68 untimely, ...): the original debit stands.
-DISHONORED_CODES: Final = tuple(_codes((61, 70)))
-# The RDFI insists on its return: the original return's type again.
-CONTESTED_CODES: Final = tuple(_codes((71, 77)))
-
-RETURN_TYPES: Final[Mapping[str, str]] = {
-    **dict.fromkeys(FAILED_CODES, FAILED),
-    **dict.fromkeys(REVERSED_CODES, REVERSED),
-    **dict.fromkeys(DISHONORED_CODES, SUCCEEDED),
-}
-# One time per file: a later stage of one return gets a later instant, as in the scheme.
-STAGE_DELAY: Final[Mapping[str, timedelta]] = {
-    "return": timedelta(0),
-    "dishonored": timedelta(seconds=1),
-    "contested": timedelta(seconds=2),
-}
 # Records that may end early: the trailing fields of these are optional (names, reserved).
 _SHORTEST: Final[Mapping[str, int]] = {"1": 40, "9": 55}
 _HEADER: Final = "a NACHA file header record ('101...', 94 characters)"
-
-
-def stage(code: str) -> str:
-    """Which step of a return an addenda 99 reason code is: return, dishonored or contested."""
-    if code in CONTESTED_CODES:
-        return "contested"
-    return "dishonored" if code in DISHONORED_CODES else "return"
-
-
-def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> Iterator[Record]:
-    """Yield the events of every file in file order, each with its origin ``FILE:LINE``.
-
-    Every file is read and checked (layout, counts, totals) before the first event is yielded.
-    """
-    tally.unit = ("entry", "entries")
-    files = [_NachaFile(path, options, tally) for path in paths]
-    records = [record for file in files for record in file.events()]
-    yield from records
 
 
 @attrs.define
@@ -126,7 +73,7 @@ class _Entry:
 
 
 @attrs.define
-class _NachaFile:
+class NachaFile:
     """One file read record by record, its layout, counts and totals checked on the way."""
 
     path: Path
@@ -144,6 +91,7 @@ class _NachaFile:
     advice: bool = False
 
     def events(self) -> list[Record]:
+        """Every event of the file, each with its origin ``FILE:LINE``, once it is all read."""
         lines = iter(_lines(self.path))
         last, header = next(lines)
         self._file_header(last, header)
