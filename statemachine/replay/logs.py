@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,10 @@ from typing import IO, Any, cast
 import orjson
 
 from ..errors import StateMachineError
+
+# A CSV integer cell: ASCII digits, as many as a store could hold and then some. Anything else
+# ("²", "--1", 5,000 digits: int() refuses them all) stays text, for the event's check to refuse.
+_INTEGER = re.compile(r"-?[0-9]{1,40}\Z")
 
 
 class LogUnreadable(StateMachineError):
@@ -70,22 +75,30 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]
             continue
         header: list[str] | None = None
         for origin, line in lines:
-            text = line.decode("utf-8", "replace")
-            cells = next(csv.reader([text]))
+            cells = _csv_cells(line)
             if header is None:
-                header = [cell.strip() for cell in cells]
+                header = [cell.strip() for cell in cells or []]
                 continue
             yield origin, line, _csv_row(header, cells)
 
 
-def _csv_row(header: list[str], cells: list[str]) -> dict[str, Any] | None:
-    if len(cells) != len(header):
+def _csv_cells(line: bytes) -> list[str] | None:
+    """A CSV line's cells, or None where the csv module cannot read it (a carriage return in
+    an unquoted cell, a cell past its size limit)."""
+    try:
+        return next(csv.reader([line.decode("utf-8", "replace")]))
+    except csv.Error:
+        return None
+
+
+def _csv_row(header: list[str], cells: list[str] | None) -> dict[str, Any] | None:
+    if cells is None or len(cells) != len(header):
         return None
     row: dict[str, Any] = {}
     for key, cell in zip(header, cells, strict=True):
         if cell == "":
             continue
-        if key in ("attempt", "amount") and cell.lstrip("-").isdigit():
+        if key in ("attempt", "amount") and _INTEGER.match(cell):
             row[key] = int(cell)
         elif key == "data":
             try:

@@ -58,6 +58,28 @@ def test_gzipped_csv(tmp_path: Path) -> None:
     assert "failed 1" in invoke("replay", str(log))[1]
 
 
+def test_csv_cells_that_python_cannot_read_are_refused_lines(tmp_path: Path) -> None:
+    # Each of these rows stopped the replay with a traceback (csv.Error, ValueError from int()).
+    log = tmp_path / "march.csv"
+    log.write_bytes(
+        f"{HEADER}\n".encode()
+        + b"\r,\n"  # a carriage return in an unquoted cell
+        + b"g-1,loan-1,failed,"
+        + b"9" * 5000
+        + b",2026-03-05T10:00:00Z,gateway,,,,\n"
+        + "g-2,loan-1,failed,\u00b2,2026-03-05T10:00:00Z,gateway,,,,\n".encode()  # a superscript 2
+        + b"g-3,loan-1,failed,--1,2026-03-05T10:00:00Z,gateway,,,,\n"
+        + b"g-4,loan-1,failed,1,2026-03-05T10:00:00Z,gateway,,,AM04,\n"
+    )
+    code, out = invoke("replay", str(log))
+    assert code == 0, out
+    assert "lines read          5" in out
+    assert "events by verdict   applied 1, invalid 4 (this run)" in out
+    assert f"invalid             {log}:3: attempt: expected an integer >= 1, got '9999" in out
+    assert f"invalid             {log}:4: attempt: expected an integer >= 1, got '\u00b2'" in out
+    assert f"invalid             {log}:5: attempt: expected an integer >= 1, got '--1'" in out
+
+
 def test_strict_stops_at_the_first_bad_line_with_exit_code_2(tmp_path: Path) -> None:
     log = tmp_path / "bad.jsonl"
     log.write_text(
