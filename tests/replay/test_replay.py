@@ -80,6 +80,27 @@ def test_csv_cells_that_python_cannot_read_are_refused_lines(tmp_path: Path) -> 
     assert f"invalid             {log}:5: attempt: expected an integer >= 1, got '--1'" in out
 
 
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_legacy_notice_naming_an_attempt_past_64_bits_names_none(
+    tmp_path: Path, kind: str
+) -> None:
+    # Such an attempt stopped the summary with a traceback (OverflowError from SQLite); like an
+    # attempt that is not a number, it counts as naming no attempt.
+    log = tmp_path / f"legacy.{kind}"
+    if kind == "jsonl":
+        legacy = {"type": "notice_sent", "debit_id": "d-1", "notice": "failed", "attempt": 2**63}
+        log.write_text(ev("succeeded", 0).to_json() + "\n" + json.dumps(legacy) + "\n")
+    else:
+        log.write_text(
+            f"{HEADER},notice\n"
+            "g-1,d-1,succeeded,1,2026-03-05T10:00:00Z,gateway,,,,,\n"
+            f",d-1,notice_sent,{2**63},,,,,,,failed\n"
+        )
+    code, out = invoke("replay", str(log))
+    assert code == 0, out
+    assert "failure notices for attempts that were collected: legacy 1, engine 0" in out
+
+
 def test_strict_stops_at_the_first_bad_line_with_exit_code_2(tmp_path: Path) -> None:
     log = tmp_path / "bad.jsonl"
     log.write_text(
