@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import re
 import sys
 import zlib
@@ -30,6 +31,8 @@ def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
     """Yield ``(origin, line)`` for every non-blank line: files, ``.gz``, or ``-`` (stdin)."""
     for path in paths:
         name = str(path)
+        # Origins are stored: a name that is not UTF-8 shows its odd bytes escaped (\\xff).
+        label = os.fsencode(name).decode("utf-8", "backslashreplace")
         number = 0
         with _open(name) as stream:
             lines = iter(stream)
@@ -40,12 +43,12 @@ def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
                     break
                 except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                     raise LogUnreadable(
-                        f"{name}: truncated or corrupt after line {number} "
+                        f"{label}: truncated or corrupt after line {number} "
                         f"({exc or type(exc).__name__})"
                     ) from exc
                 number += 1
                 if line.strip():
-                    yield f"{name}:{number}", line.rstrip(b"\r\n")
+                    yield f"{label}:{number}", line.rstrip(b"\r\n")
 
 
 def _open(name: str) -> AbstractContextManager[IO[bytes]]:

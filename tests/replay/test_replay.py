@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -99,6 +100,20 @@ def test_a_legacy_notice_naming_an_attempt_past_64_bits_names_none(
     code, out = invoke("replay", str(log))
     assert code == 0, out
     assert "failure notices for attempts that were collected: legacy 1, engine 0" in out
+
+
+def test_a_log_whose_name_is_not_utf8_is_replayed_and_resumed(tmp_path: Path) -> None:
+    # Its name came in with a lone surrogate (\udcfe), which no store could hold as an origin.
+    log = Path(os.fsdecode(bytes(tmp_path) + b"/march-\xfe.jsonl"))
+    log.write_text(ev("submitted", 0).to_json() + "\n")
+    db = tmp_path / "db.sqlite"
+    code, out = invoke("replay", str(log), "--db", str(db))
+    assert code == 0, out
+    with Engine.open(db) as engine:
+        assert [h.origin for h in engine.history("d-1")] == [f"{tmp_path}/march-\\xfe.jsonl:1"]
+    code, out = invoke("replay", str(log), "--db", str(db))
+    assert code == 0
+    assert "resumed             1 lines already stored, skipped" in out
 
 
 def test_strict_stops_at_the_first_bad_line_with_exit_code_2(tmp_path: Path) -> None:
