@@ -26,7 +26,7 @@ from typing import Any, Final
 import attrs
 import orjson
 
-from .errors import InvalidEvent
+from .errors import InvalidEvent, shown
 
 CREATED: Final = "created"
 SUBMITTED: Final = "submitted"
@@ -51,6 +51,9 @@ FIELDS: Final = (
     "data",
 )
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
+# A lone surrogate (a "\\ud800" escape a lax JSON parser let through, a str from bytes Python
+# could not decode) has no UTF-8 form: no store can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bounds every store can hold and every clock can add a settle window to.
 MAX_ATTEMPT: Final = 2**31 - 1
 MAX_TEXT: Final = 1000  # characters of an id, a source or a reason
@@ -68,10 +71,20 @@ def _non_empty_str(field: str) -> Any:
 
 
 def _check_text(field: str, value: str) -> None:
+    problem = _text_problem(value)
+    if problem is not None:
+        raise InvalidEvent(field, *problem)
+
+
+def _text_problem(value: str) -> tuple[str, object] | None:
+    """Why ``value`` cannot be an id, a source or a reason, as (expected, received); or None."""
     if len(value) > MAX_TEXT:
-        raise InvalidEvent(field, f"at most {MAX_TEXT} characters", f"{len(value)} characters")
+        return f"at most {MAX_TEXT} characters", f"{len(value)} characters"
     if "\x00" in value:
-        raise InvalidEvent(field, "text without NUL characters", value)
+        return "text without NUL characters", value
+    if not value.isascii() and _SURROGATE.search(value):
+        return "UTF-8 text (no lone surrogates)", value
+    return None
 
 
 def _check_type(_: Any, __: Any, value: Any) -> None:
@@ -172,7 +185,9 @@ class Event:
         unknown = [key for key in data if key not in FIELDS]
         if unknown:
             name = str(unknown[0])
-            raise InvalidEvent(name, f"a known field name ({', '.join(FIELDS)})", name)
+            # The name leads the message: shown quoted unless it reads as a name.
+            field = name if len(name) <= 100 and name.isidentifier() else shown(name)
+            raise InvalidEvent(field, f"a known field name ({', '.join(FIELDS)})", name)
         for required in ("event_id", "debit_id", "type", "occurred_at"):
             if data.get(required) is None:
                 raise InvalidEvent(required, "a value (the field is required)", None)
@@ -265,6 +280,14 @@ def parse_input(
             return Refusal(reason, *ids), raw.decode("utf-8", "backslashreplace")
     elif isinstance(raw, str):
         text = raw
+        surrogate = None if text.isascii() else _SURROGATE.search(text)
+        if surrogate is not None:
+            reason = (
+                f"line: expected UTF-8 text, got a lone surrogate "
+                f"U+{ord(surrogate.group()):04X} at offset {surrogate.start()}"
+            )
+            ids = _salvage_ids(text.encode("utf-8", "replace"))
+            return Refusal(reason, *ids), _escaped(text)
     else:
         text = _as_text(raw)
     fields: object = parsed if parsed is not None else raw
@@ -284,9 +307,15 @@ def _as_text(value: object) -> str:
     except (TypeError, orjson.JSONEncodeError):
         pass
     try:
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return _escaped(json.dumps(value, default=str, ensure_ascii=False))
     except (TypeError, ValueError, RecursionError):
         return f"<input of type {type(value).__name__} that is not JSON>"
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each lone surrogate written as JSON escapes it (``\\ud800``), so a store
+    can hold it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _salvage_ids(raw: object) -> tuple[str | None, str | None]:
@@ -306,4 +335,4 @@ def _usable_id(value: object) -> str | None:
     """An id that a refused input may be filed under: one the event format would accept."""
     if not isinstance(value, str) or not value.strip():
         return None
-    return value if len(value) <= MAX_TEXT and "\x00" not in value else None
+    return value if _text_problem(value) is None else None

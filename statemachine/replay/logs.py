@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
+import re
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -15,6 +17,10 @@ import orjson
 
 from ..errors import StateMachineError
 
+# A CSV integer cell: ASCII digits, as many as a store could hold and then some. Anything else
+# ("²", "--1", 5,000 digits: int() refuses them all) stays text, for the event's check to refuse.
+_INTEGER = re.compile(r"-?[0-9]{1,40}\Z")
+
 
 class LogUnreadable(StateMachineError):
     """A log that ends in the middle (a truncated or corrupt ``.gz``): names the file and the
@@ -25,6 +31,8 @@ def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
     """Yield ``(origin, line)`` for every non-blank line: files, ``.gz``, or ``-`` (stdin)."""
     for path in paths:
         name = str(path)
+        # Origins are stored: a name that is not UTF-8 shows its odd bytes escaped (\\xff).
+        label = os.fsencode(name).decode("utf-8", "backslashreplace")
         number = 0
         with _open(name) as stream:
             lines = iter(stream)
@@ -35,12 +43,12 @@ def read_log(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
                     break
                 except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                     raise LogUnreadable(
-                        f"{name}: truncated or corrupt after line {number} "
+                        f"{label}: truncated or corrupt after line {number} "
                         f"({exc or type(exc).__name__})"
                     ) from exc
                 number += 1
                 if line.strip():
-                    yield f"{name}:{number}", line.rstrip(b"\r\n")
+                    yield f"{label}:{number}", line.rstrip(b"\r\n")
 
 
 def _open(name: str) -> AbstractContextManager[IO[bytes]]:
@@ -70,22 +78,30 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]
             continue
         header: list[str] | None = None
         for origin, line in lines:
-            text = line.decode("utf-8", "replace")
-            cells = next(csv.reader([text]))
+            cells = _csv_cells(line)
             if header is None:
-                header = [cell.strip() for cell in cells]
+                header = [cell.strip() for cell in cells or []]
                 continue
             yield origin, line, _csv_row(header, cells)
 
 
-def _csv_row(header: list[str], cells: list[str]) -> dict[str, Any] | None:
-    if len(cells) != len(header):
+def _csv_cells(line: bytes) -> list[str] | None:
+    """A CSV line's cells, or None where the csv module cannot read it (a carriage return in
+    an unquoted cell, a cell past its size limit)."""
+    try:
+        return next(csv.reader([line.decode("utf-8", "replace")]))
+    except csv.Error:
+        return None
+
+
+def _csv_row(header: list[str], cells: list[str] | None) -> dict[str, Any] | None:
+    if cells is None or len(cells) != len(header):
         return None
     row: dict[str, Any] = {}
     for key, cell in zip(header, cells, strict=True):
         if cell == "":
             continue
-        if key in ("attempt", "amount") and cell.lstrip("-").isdigit():
+        if key in ("attempt", "amount") and _INTEGER.match(cell):
             row[key] = int(cell)
         elif key == "data":
             try:

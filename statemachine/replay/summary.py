@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from ..engine import Engine
-from ..events import FAILED, Refusal, parse_input
+from ..events import FAILED, MAX_ATTEMPT, Refusal, parse_input
 from ..records import NoticeStatus
 from .logs import read_records
 from .runner import LEGACY_NOTICE, BatchedReplay, Replay
@@ -232,7 +232,9 @@ class _LegacyNotices:
         self._pending: list[tuple[str, int]] = []
 
     def add(self, debit_id: str, attempt: object) -> None:
-        self._pending.append((debit_id, attempt if type(attempt) is int else -1))
+        # Only an attempt number a debit can have counts as named (and fits an INTEGER column).
+        named = attempt if type(attempt) is int and 1 <= attempt <= MAX_ATTEMPT else -1
+        self._pending.append((debit_id, named))
         if len(self._pending) >= 10_000:
             self._write()
 

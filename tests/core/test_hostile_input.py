@@ -41,6 +41,18 @@ HOSTILE: list[tuple[str, dict[str, Any], str]] = [
      "event_id: expected at most 1000 characters, got '1200000 characters'"),
     ("data nested 1000 deep", {"data": nested(1000)},
      "data: expected a JSON object of JSON values only"),
+    # A lone surrogate has no UTF-8 form: no store could hold it.
+    ("a lone surrogate in event_id", {"event_id": "gw-\ud800"},
+     "event_id: expected UTF-8 text (no lone surrogates), got 'gw-\\ud800'"),
+    ("a lone surrogate in source", {"source": "gateway\udfff"},
+     "source: expected UTF-8 text (no lone surrogates)"),
+    ("a lone surrogate in reason", {"reason": "AM04\udc80"},
+     "reason: expected UTF-8 text (no lone surrogates)"),
+    ("a field named by a lone surrogate", {"\ud800": None},
+     "'\\ud800': expected a known field name"),
+    ("a field with no name", {"": 1}, "'': expected a known field name"),
+    ("a lone surrogate in an object for debit_id", {"debit_id": {"\ud800": None}},
+     "debit_id: expected a non-empty string, got {'\\ud800': None}"),
 ]  # fmt: skip
 
 
@@ -73,6 +85,19 @@ def test_a_nul_byte_in_a_raw_line_is_kept_on_every_store(make_engine: EngineFact
     assert stored.origin == "nul.jsonl:1"
     assert "gw-9" in (stored.raw or "")
     assert "iled" in (stored.raw or "")
+
+
+def test_a_lone_surrogate_in_a_raw_line_is_refused_and_kept_escaped(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
+    line = '{"event_id": "gw-9", "debit_id": "d-1", "type": "failed", "reason": "AM04\ud800"}'
+    result = engine.ingest(line, origin="api:1")
+    assert result.verdict == "invalid"
+    assert result.reason == "line: expected UTF-8 text, got a lone surrogate U+D800 at offset 73"
+    (stored,) = engine.history("d-1")  # filed under the debit the rest of the line names
+    assert stored.raw == line.replace("\ud800", "\\ud800")
+    assert stored.origin == "api:1"
 
 
 def test_apply_takes_a_mapping_and_names_a_bad_field() -> None:

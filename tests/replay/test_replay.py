@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -56,6 +57,63 @@ def test_gzipped_csv(tmp_path: Path) -> None:
         )
     )
     assert "failed 1" in invoke("replay", str(log))[1]
+
+
+def test_csv_cells_that_python_cannot_read_are_refused_lines(tmp_path: Path) -> None:
+    # Each of these rows stopped the replay with a traceback (csv.Error, ValueError from int()).
+    log = tmp_path / "march.csv"
+    log.write_bytes(
+        f"{HEADER}\n".encode()
+        + b"\r,\n"  # a carriage return in an unquoted cell
+        + b"g-1,loan-1,failed,"
+        + b"9" * 5000
+        + b",2026-03-05T10:00:00Z,gateway,,,,\n"
+        + "g-2,loan-1,failed,\u00b2,2026-03-05T10:00:00Z,gateway,,,,\n".encode()  # a superscript 2
+        + b"g-3,loan-1,failed,--1,2026-03-05T10:00:00Z,gateway,,,,\n"
+        + b"g-4,loan-1,failed,1,2026-03-05T10:00:00Z,gateway,,,AM04,\n"
+    )
+    code, out = invoke("replay", str(log))
+    assert code == 0, out
+    assert "lines read          5" in out
+    assert "events by verdict   applied 1, invalid 4 (this run)" in out
+    assert f"invalid             {log}:3: attempt: expected an integer >= 1, got '9999" in out
+    assert f"invalid             {log}:4: attempt: expected an integer >= 1, got '\u00b2'" in out
+    assert f"invalid             {log}:5: attempt: expected an integer >= 1, got '--1'" in out
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_legacy_notice_naming_an_attempt_past_64_bits_names_none(
+    tmp_path: Path, kind: str
+) -> None:
+    # Such an attempt stopped the summary with a traceback (OverflowError from SQLite); like an
+    # attempt that is not a number, it counts as naming no attempt.
+    log = tmp_path / f"legacy.{kind}"
+    if kind == "jsonl":
+        legacy = {"type": "notice_sent", "debit_id": "d-1", "notice": "failed", "attempt": 2**63}
+        log.write_text(ev("succeeded", 0).to_json() + "\n" + json.dumps(legacy) + "\n")
+    else:
+        log.write_text(
+            f"{HEADER},notice\n"
+            "g-1,d-1,succeeded,1,2026-03-05T10:00:00Z,gateway,,,,,\n"
+            f",d-1,notice_sent,{2**63},,,,,,,failed\n"
+        )
+    code, out = invoke("replay", str(log))
+    assert code == 0, out
+    assert "failure notices for attempts that were collected: legacy 1, engine 0" in out
+
+
+def test_a_log_whose_name_is_not_utf8_is_replayed_and_resumed(tmp_path: Path) -> None:
+    # Its name came in with a lone surrogate (\udcfe), which no store could hold as an origin.
+    log = Path(os.fsdecode(bytes(tmp_path) + b"/march-\xfe.jsonl"))
+    log.write_text(ev("submitted", 0).to_json() + "\n")
+    db = tmp_path / "db.sqlite"
+    code, out = invoke("replay", str(log), "--db", str(db))
+    assert code == 0, out
+    with Engine.open(db) as engine:
+        assert [h.origin for h in engine.history("d-1")] == [f"{tmp_path}/march-\\xfe.jsonl:1"]
+    code, out = invoke("replay", str(log), "--db", str(db))
+    assert code == 0
+    assert "resumed             1 lines already stored, skipped" in out
 
 
 def test_strict_stops_at_the_first_bad_line_with_exit_code_2(tmp_path: Path) -> None:
