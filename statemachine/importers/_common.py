@@ -1,6 +1,7 @@
 """What every importer shares: one way to build an event, one way to read a time.
 
 >>> from datetime import timedelta, timezone
+>>> from statemachine.events import FIELDS
 >>> event = event_record(event_id="x:1", debit_id="d", type="submitted",
 ...                      occurred_at=aware_time("2026-03-05T10:00", timezone(timedelta(hours=8))),
 ...                      source="gateway")
@@ -11,21 +12,7 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import Any, Final
-
-# The event format's fields, in the order every importer writes them.
-FIELDS: Final = (
-    "event_id",
-    "debit_id",
-    "type",
-    "attempt",
-    "occurred_at",
-    "source",
-    "amount",
-    "currency",
-    "reason",
-    "data",
-)
+from typing import Any
 
 
 def event_record(
@@ -41,7 +28,7 @@ def event_record(
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An event in the event format's JSON form, its ten fields always in :data:`FIELDS` order.
+    """An event in the event format's JSON form, its ten fields always in :data:`statemachine.events.FIELDS` order.
 
     ``occurred_at`` must be aware (see :func:`aware_time`); it is written in ISO 8601.
     """

@@ -55,8 +55,9 @@ def _replay_clock(engine: Engine) -> ManualClock:
     return engine.clock
 
 
-class Replay:
-    """Feeds events to an engine whose clock is a :class:`ManualClock`, dispatching on the way."""
+class _Run:
+    """What both runners keep of a replay run: the engine and its clock, the channels, and
+    what the summary reports of this run."""
 
     def __init__(
         self, engine: Engine, senders: Iterable[Sender] | None = None, *, strict: bool = False
@@ -70,6 +71,10 @@ class Replay:
         self.invalid: deque[str] = deque(maxlen=RECENT)
         self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
         self.resumed = 0  # lines an interrupted run had stored, skipped by this one
+
+
+class Replay(_Run):
+    """Feeds events to an engine whose clock is a :class:`ManualClock`, dispatching on the way."""
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
         """Move the clock to the event's time (dispatching what it passes), then apply it."""
@@ -137,7 +142,7 @@ class Replay:
         return result
 
 
-class BatchedReplay:
+class BatchedReplay(_Run):
     """A replay that applies events in transactions of ``batch_size``, dispatching exactly as
     :class:`Replay` would (N5).
 
@@ -159,14 +164,7 @@ class BatchedReplay:
         *,
         strict: bool = False,
     ) -> None:
-        self.engine = engine
-        self.clock = _replay_clock(engine)
-        self.senders: tuple[Sender, ...] = tuple(senders) if senders else (CountingSender(),)
-        self.strict = strict
-        self.dispatched: deque[Notice] = deque(maxlen=RECENT)
-        self.invalid: deque[str] = deque(maxlen=RECENT)
-        self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
-        self.resumed = 0  # lines an interrupted run had stored, skipped by this one
+        super().__init__(engine, senders, strict=strict)
         self.batch_size = batch_size
         self._batch: list[tuple[Event, str | None, str | None, datetime | None]] = []
         self._unit = ExitStack()  # the open unit of work, committed every batch_size events

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from statemachine.cli import main
 from statemachine.errors import StateMachineError
+from statemachine.events import FIELDS
 from statemachine.importers import ImportFailed, read
-from statemachine.importers._common import FIELDS
 
 EXAMPLES = int(os.environ.get("STATEMACHINE_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
