@@ -28,7 +28,7 @@ from typing import Any, Final
 import attrs
 import orjson
 
-from ..events import FAILED, RETRIED, REVERSED, SUBMITTED, SUCCEEDED
+from ..events import FAILED, REINSTATED, RETRIED, REVERSED, SUBMITTED, SUCCEEDED
 from . import ImportFailed, ImportOptions, ImportTally, Record
 from ._common import aware_time, event_record
 
@@ -48,8 +48,8 @@ TYPES: Final[Mapping[str, str]] = {
     "late_failure_settled": FAILED,
     "charged_back": REVERSED,
     "chargeback_settled": REVERSED,
-    # The engine never leaves `reversed` (P2): kept so the history shows the chargeback ended.
-    "chargeback_cancelled": SUCCEEDED,
+    # The chargeback was cancelled: the collection stands again (P3b).
+    "chargeback_cancelled": REINSTATED,
     RESUBMISSION: RETRIED,
 }
 

@@ -29,7 +29,7 @@ REAL_TYPES = {
     "late-failure-settled": ("failed", None),
     "charged-back": ("reversed", "DDICA-1"),
     "chargeback-settled": ("reversed", None),
-    "chargeback-cancelled": ("succeeded", "DDICA-5"),
+    "chargeback-cancelled": ("reinstated", "DDICA-5"),
 }
 
 
@@ -64,7 +64,9 @@ def test_every_real_payment_fixture_maps_to_its_event(
     assert event["event_id"] == "gc:" + source["id"]
     assert event["data"]["details"]["cause"] == source["details"]["cause"]
     assert origin == f"{path}:events[0]"
-    assert debit_of(replayed([(origin, event)]).engine, REAL_PAYMENT).state == expected[0]
+    # Alone, a reinstatement has no reversal to cancel: parked, the debit still pending (P3b).
+    alone = "pending" if expected[0] == "reinstated" else expected[0]
+    assert debit_of(replayed([(origin, event)]).engine, REAL_PAYMENT).state == alone
 
 
 def test_real_sandbox_webhook_ends_succeeded(realdata: Path) -> None:
@@ -93,15 +95,17 @@ def test_govuk_out_of_order_body_ends_failed(tmp_path: Path) -> None:
     assert verdicts(replay, "PM1") == {"gc:EV1": "applied", "gc:EV2": "conflict"}
 
 
-def test_chargeback_cancelled_is_kept_but_does_not_undo_the_reversal(tmp_path: Path) -> None:
+def test_chargeback_cancelled_reinstates_the_payment(tmp_path: Path) -> None:
     events = [
         hook("EV1", "confirmed", "2019-07-24T18:00:00Z"),
         hook("EV2", "charged_back", "2019-07-24T19:00:00Z", reason_code="DDICA-1"),
         hook("EV3", "chargeback_cancelled", "2019-07-24T20:00:00Z", reason_code="DDICA-5"),
     ]
     replay = replayed(list(read("gocardless", [write(tmp_path, "cb.json", events)])))
-    assert debit_of(replay.engine, "PM1").state == "reversed"
-    assert verdicts(replay, "PM1")["gc:EV3"] == "stale"
+    assert debit_of(replay.engine, "PM1").state == "succeeded"  # P3b
+    assert verdicts(replay, "PM1")["gc:EV3"] == "applied"
+    told = [n.kind for n in replay.engine.notices("PM1") if n.status == "sent"]
+    assert told[-1] == "correction"  # "returned" is taken back
 
 
 RETRY_STORY = [

@@ -169,11 +169,13 @@ def test_stages_in_one_file_are_ordered_by_the_scheme(tmp_path: Path) -> None:
     assert state(records) == "failed"
 
 
-def test_a_dishonored_reversal_stays_reversed(tmp_path: Path) -> None:
+def test_a_dishonored_reversal_reinstates_the_debit(tmp_path: Path) -> None:
     text = ach(entry("26", 500, "091000010000001", returned("R07"), dishonored("R68", "07")))
-    replay = replayed(list(read("nacha", [write(tmp_path, "r.ach", text)])))
-    assert debit_of(replay.engine, TRACE).state == "reversed"
-    assert [str(e.verdict) for e in replay.engine.history(TRACE)] == ["applied", "stale"]
+    records = list(read("nacha", [write(tmp_path, "r.ach", text)]))
+    assert [event["type"] for _, event in records] == ["reversed", "reinstated"]
+    replay = replayed(records)
+    assert debit_of(replay.engine, TRACE).state == "succeeded"  # P3b: the collection stands
+    assert [str(e.verdict) for e in replay.engine.history(TRACE)] == ["applied", "applied"]
 
 
 def test_prenotes_zero_amounts_credits_and_notifications_of_change_are_skipped(

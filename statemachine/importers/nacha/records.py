@@ -15,7 +15,7 @@ from typing import Final
 
 import attrs
 
-from ...events import SUBMITTED, SUCCEEDED
+from ...events import REINSTATED, REVERSED, SUBMITTED, SUCCEEDED
 from .. import ImportFailed, ImportOptions, ImportTally, Record
 from .._common import aware_time, event_record
 from .codes import (
@@ -285,7 +285,9 @@ class NachaFile:
             returned = self._returned_code(line, text)
             data.update(return_trace=text[38:53].strip(), return_reason=returned)
             if step == "dishonored":
-                type_ = SUCCEEDED
+                # The debit stands: a dishonored reversal is reinstated (P3b); a dishonored
+                # failure-type return leaves the entry collected after all.
+                type_ = REINSTATED if RETURN_TYPES[returned] == REVERSED else SUCCEEDED
                 data["addenda_information"] = text[58:79].strip()
             else:
                 type_ = RETURN_TYPES[returned]
