@@ -16,6 +16,7 @@ from typing import IO, Any, cast
 import orjson
 
 from ..errors import StateMachineError
+from ..events import Refusal
 
 # A CSV integer cell: ASCII digits, as many as a store could hold and then some. Anything else
 # ("²", "--1", 5,000 digits: int() refuses them all) stays text, for the event's check to refuse.
@@ -63,8 +64,9 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]
     """Yield ``(origin, raw line, parsed)`` from JSONL or CSV logs (``.csv``, ``.csv.gz``).
 
     ``parsed`` is the line's JSON value, or a CSV row as a dict with DESIGN's field names
-    (empty cells left out, ``attempt`` and ``amount`` as integers, ``data`` as JSON); it is
-    None when the line cannot be read at all. A CSV row is one line: no quoted line breaks.
+    (empty cells left out, ``attempt`` and ``amount`` as integers, ``data`` as JSON), or the
+    :class:`~statemachine.events.Refusal` of a CSV row that cannot be read; it is None when a
+    JSON line cannot be parsed. A CSV row is one line: no quoted line breaks.
     """
     for path in paths:
         name = str(path)
@@ -80,23 +82,27 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]
         for origin, line in lines:
             cells = _csv_cells(line)
             if header is None:
-                header = [cell.strip() for cell in cells or []]
+                header = [cell.strip() for cell in cells] if isinstance(cells, list) else []
                 continue
             yield origin, line, _csv_row(header, cells)
 
 
-def _csv_cells(line: bytes) -> list[str] | None:
-    """A CSV line's cells, or None where the csv module cannot read it (a carriage return in
-    an unquoted cell, a cell past its size limit)."""
+def _csv_cells(line: bytes) -> list[str] | Refusal:
+    """A CSV line's cells, or why the csv module cannot read it (a carriage return in an
+    unquoted cell, a cell past its size limit)."""
     try:
         return next(csv.reader([line.decode("utf-8", "replace")]))
-    except csv.Error:
-        return None
+    except csv.Error as exc:
+        return Refusal(f"line: expected a CSV row, got one the csv module cannot read ({exc})")
 
 
-def _csv_row(header: list[str], cells: list[str] | None) -> dict[str, Any] | None:
-    if cells is None or len(cells) != len(header):
-        return None
+def _csv_row(header: list[str], cells: list[str] | Refusal) -> dict[str, Any] | Refusal:
+    if isinstance(cells, Refusal):
+        return cells
+    if len(cells) != len(header):
+        return Refusal(
+            f"line: expected {len(header)} CSV cells, as the header has, got {len(cells)}"
+        )
     row: dict[str, Any] = {}
     for key, cell in zip(header, cells, strict=True):
         if cell == "":

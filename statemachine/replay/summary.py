@@ -142,7 +142,9 @@ def replay_records(
                     if data.get("notice") == FAILED:
                         legacy.add(str(data.get("debit_id")), data.get("attempt"))
                     continue
-                outcome, text = parse_input(line, data if isinstance(data, dict) else None)
+                outcome, text = parse_input(
+                    line, data if isinstance(data, dict | Refusal) else None
+                )
                 if stored is not None and stored.holds(origin):
                     if not isinstance(outcome, Refusal):
                         replay.skip(outcome)

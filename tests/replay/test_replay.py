@@ -394,3 +394,14 @@ def test_the_state_diagram_draws_every_state_and_transition_of_the_spec() -> Non
     for state in spec.states:
         assert f">{state}</text>" in svg
     assert "retried [next_attempt]" in svg
+
+
+def test_a_csv_row_that_cannot_be_read_is_refused_naming_the_cells(tmp_path: Path) -> None:
+    log = tmp_path / "short.csv"
+    log.write_bytes(f"{HEADER}\ng-1,loan-1,failed\ng-2,loan-1,failed\r,x\n".encode())
+    code, out = invoke("replay", str(log))
+    assert code == 0
+    assert (
+        f"invalid             {log}:2: line: expected 10 CSV cells, as the header has, got 3" in out
+    )
+    assert f"{log}:3: line: expected a CSV row, got one the csv module cannot read" in out
