@@ -41,6 +41,7 @@ class Metrics:
     needs_review: int
     unknown_sources: dict[str, int]
     stuck: int = 0
+    misinformed: int = 0  # customers whose last notice no longer states the outcome (N6)
     succeeded_states: frozenset[str] = frozenset({SUCCEEDED})
     outcome_states: frozenset[str] = frozenset({SUCCEEDED, FAILED, REVERSED})
 
@@ -85,6 +86,7 @@ def metrics(store: StoreAdapter, spec: Spec, stuck: int) -> Metrics:
         counts.needs_review,
         unknown,
         stuck,
+        store.misinformed_count(spec.outcomes),
         frozenset({spec.state_after(SUCCEEDED)}),
         spec.outcomes,
     )
@@ -161,6 +163,7 @@ _VALUES: Final = (
     "conflicts",
     "needs_review",
     "stuck",
+    "misinformed",
     "success_rate",
     "delivery_rate",
 )
@@ -187,6 +190,9 @@ def prometheus_text(metrics: Metrics, prefix: str = "statemachine") -> str:
     gauge("needs_review", "Debits flagged for review.").set(metrics.needs_review)
     gauge("stuck", "Debits in submitted past the inquiry threshold.").set(metrics.stuck)
     gauge("conflicts", "Events refused as contradicting a stronger fact.").set(metrics.conflicts)
+    gauge("misinformed", "Customers whose last notice no longer states the debit's outcome.").set(
+        metrics.misinformed
+    )
     sources = gauge(
         "unknown_source_events", "Events from sources the spec does not name.", ["source"]
     )
@@ -243,6 +249,7 @@ class Alert:
 DEFAULT_RULES: Final = (
     AlertRule("debits-stuck", "stuck", above=0),
     AlertRule("debits-need-review", "needs_review", above=0),
+    AlertRule("customers-misinformed", "misinformed", above=0),
     AlertRule("notices-undelivered", "delivery_rate", below=0.95),
 )
 

@@ -84,6 +84,7 @@ def stats(db: str, spec_path: Path | None, stuck_after: timedelta, prometheus: b
         click.echo(f"delivery rate       {rate(metrics.delivery_rate)}")
         click.echo(f"conflicts           {metrics.conflicts}")
         click.echo(f"needs review        {metrics.needs_review}")
+        click.echo(f"misinformed         {metrics.misinformed}")
         click.echo(f"stuck in submitted  {metrics.stuck}")
         for debit_id, last in engine.stuck(stuck_after)[:10]:
             click.echo(f"  {debit_id} (last news {last.isoformat()})")

@@ -187,7 +187,8 @@ def html_report(summary: ReplaySummary, spec: Spec) -> str:
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}figure{{margin:1em 0}}
 pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head>
 <body><h1>Replay report</h1>
-<p>{summary.lines} lines read; {sum(summary.states.values())} debits.</p>
+<p>{summary.lines} lines read; {sum(summary.states.values())} debits;
+{summary.misinformed} customers misinformed (their last notice no longer states the outcome).</p>
 {"".join(charts)}
 <h2>Needs review</h2><ul>{review}</ul>
 <h2>The debit machine</h2>{state_chart(spec)}

@@ -38,6 +38,7 @@ class ReplaySummary:
     legacy_failed_but_succeeded: list[str] = attrs.field(factory=list)
     engine_failed_but_succeeded: list[str] = attrs.field(factory=list)
     stuck: list[str] = attrs.field(factory=list)
+    misinformed: int = 0  # customers whose last notice no longer states the outcome (N6)
     # Notices cancelled because the state had moved on, by the day they were due: each is a
     # message a notifier without the re-check would have sent.
     prevented: Counter[str] = attrs.field(factory=Counter)
@@ -57,6 +58,7 @@ class ReplaySummary:
             ],
             "needs_review": self.needs_review,
             "stuck": self.stuck,
+            "misinformed": self.misinformed,
             "unknown_sources": self.unknown_sources,
             "invalid": self.invalid,
             "superseded_notices_by_day": dict(sorted(self.prevented.items())),
@@ -82,6 +84,7 @@ class ReplaySummary:
         rows.append(
             f"needs review        {len(self.needs_review)} {' '.join(self.needs_review[:5])}"
         )
+        rows.append(f"misinformed         {self.misinformed}")
         if self.unknown_sources:
             rows.append("unknown sources     " + _pairs(Counter(self.unknown_sources)))
         rows.append(
@@ -198,6 +201,7 @@ def _summarise(
     summary.verdicts.update(metrics.events_by_verdict)
     summary.states.update(metrics.debits_by_state)
     summary.unknown_sources = metrics.unknown_sources
+    summary.misinformed = metrics.misinformed
     for kind, status, day, count in store.notice_tally():
         summary.notices[(kind, status)] += count
         if status == NoticeStatus.CANCELLED:

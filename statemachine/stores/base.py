@@ -19,6 +19,7 @@ import attrs
 
 from ..decide import Decide, Decision
 from ..events import Event
+from ..notices import last_told, matches
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 
 __all__ = [
@@ -158,6 +159,11 @@ class Reports(Protocol):
         an interrupted replay of a file got to."""
         ...
 
+    def misinformed_count(self, states: Iterable[str]) -> int:
+        """Debits in one of ``states`` whose customer's last notice no longer states the
+        outcome (N6): it names another state or attempt, or a newer notice has replaced it."""
+        ...
+
 
 class StoreAdapter(Store, Outbox, Reports, Protocol):
     """Everything the engine, dispatch and operations use: what an adapter provides."""
@@ -222,6 +228,15 @@ class DerivedReports:
 
     def outcomes(self, debit_ids: list[str]) -> dict[str, tuple[str, int]]:
         return {d: (r.state, r.attempt) for d, r in self.debits(debit_ids).items()}
+
+    def misinformed_count(self, states: Iterable[str]) -> int:
+        wanted = set(states)
+        count = 0
+        for record in self._records():
+            told = last_told(record.notices.values())
+            if told is not None and record.state in wanted and not matches(told, record):
+                count += 1
+        return count
 
     def told(self, outcome: str, states: Iterable[str]) -> list[str]:
         wanted = set(states)

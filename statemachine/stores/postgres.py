@@ -51,6 +51,7 @@ class SQL(Queries):
     )
     outcomes = "SELECT debit_id, state, attempt FROM debits WHERE debit_id = ANY(?)"
     told = Queries.told.replace("d.state IN ({})", "d.state = ANY(?)")
+    misinformed = Queries.misinformed.replace("d.state IN ({})", "d.state = ANY(?)")
 
 
 SCHEMA_1: Final = """

@@ -108,6 +108,16 @@ class Queries:
     last_origin: ClassVar[str] = (
         "SELECT origin FROM events WHERE origin LIKE ? ESCAPE '!' ORDER BY seq DESC LIMIT 1"
     )
+    # N6: the last notice sent (by sent_at, then version) per debit, against the debit now.
+    misinformed: ClassVar[str] = (  # (states)
+        "SELECT count(*) FROM debits d JOIN (SELECT debit_id, attempt, outcome, version,"
+        " row_number() OVER (PARTITION BY debit_id ORDER BY sent_at DESC, version DESC) AS rn"
+        " FROM notices WHERE status = 'sent' AND sent_at IS NOT NULL) l"
+        " ON l.debit_id = d.debit_id AND l.rn = 1 WHERE d.state IN ({}) AND"
+        " (l.attempt <> d.attempt OR l.outcome <> d.state OR EXISTS (SELECT 1 FROM notices o"
+        " WHERE o.debit_id = d.debit_id AND o.status IN ('queued', 'sent')"
+        " AND o.version > l.version))"
+    )
     review_ids: ClassVar[str] = "SELECT debit_id FROM debits WHERE needs_review ORDER BY debit_id"
 
 

@@ -79,6 +79,11 @@ class SQLReports:
                     found[debit_id] = (state, attempt)
         return found
 
+    def misinformed_count(self, states: Iterable[str]) -> int:
+        with self._read() as conn:
+            rows = self._select_in(conn, self.SQL.misinformed, sorted(states))
+        return int(rows[0][0])
+
     def told(self, outcome: str, states: Iterable[str]) -> list[str]:
         with self._read() as conn:
             rows = self._select_in(conn, self.SQL.told, sorted(states), (outcome,))

@@ -219,3 +219,24 @@ def test_a_notice_replanned_while_being_sent_keeps_its_claim(tmp_path: Path) -> 
     clock.advance_to(T0 + timedelta(minutes=10))
     assert dispatcher.dispatch_due([sms]) == []
     assert len(sms.sent) + len(other_sms.sent) == 1
+
+
+def test_the_misinformed_count_is_in_metrics_stats_and_prometheus(
+    make_engine: EngineFactory,
+) -> None:
+    clock = ManualClock(T0)
+    engine = make_engine(clock=clock)
+    sms = RecordingSender("sms")
+    engine.apply(ev("succeeded", 0, debit_id="a"))
+    engine.apply(ev("succeeded", 0, debit_id="b"))
+    engine.dispatch_due([sms])
+    assert engine.metrics(now=T0).misinformed == 0
+    # A return for "a": the customer was told "collected", and the reversal notice is still
+    # queued, so until it goes out the customer is misinformed.
+    engine.apply(ev("reversed", 1, debit_id="a", source="settlement"))
+    metrics = engine.metrics(now=T0)
+    assert metrics.misinformed == len(engine.misinformed()) == 1
+    assert "statemachine_misinformed 1.0" in prometheus_text(metrics)
+    clock.advance_to(T0 + timedelta(minutes=2))
+    engine.dispatch_due([sms])
+    assert engine.metrics(now=T0).misinformed == len(engine.misinformed()) == 0

@@ -68,6 +68,22 @@ def test_p1_and_one_verdict_per_arrival(
     )
 
 
+@FIXTURE
+@given(data=st.data(), facts=events(max_size=8))
+def test_the_store_counts_misinformed_customers_as_the_engine_lists_them(
+    make_engine: EngineFactory, data: st.DataObject, facts: list[Event]
+) -> None:
+    clock = ManualClock(BASE_TIME)
+    with make_engine(clock=clock) as engine:
+        sms = RecordingSender("sms")
+        for event in data.draw(deliveries(facts)):
+            engine.apply(event)
+            if data.draw(st.booleans(), label="dispatch now"):
+                clock.advance_to(clock.now + timedelta(minutes=data.draw(st.integers(0, 30))))
+                engine.dispatch_due([sms])
+            assert engine.metrics(now=clock.now).misinformed == len(engine.misinformed())
+
+
 def test_history_keeps_raw_text_origin_and_reason(make_engine: EngineFactory) -> None:
     engine = make_engine()
     raw = ev("succeeded", 0).to_json()
