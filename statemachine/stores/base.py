@@ -196,15 +196,21 @@ class DerivedReports:
         states: Counter[str] = Counter()
         notices: Counter[str] = Counter()
         sources: Counter[str] = Counter()
-        verdicts: Counter[str] = Counter(str(h.verdict) for h in self.history(None))
         review = 0
         for record in self._records():
             states[record.state] += 1
             sources.update(event.source for event in record.facts)
             review += record.needs_review
             notices.update(str(notice.status) for notice in record.notices.values())
-            verdicts.update(str(h.verdict) for h in self.history(record.debit_id))
-        return StoreCounts(dict(verdicts), dict(states), dict(notices), review, dict(sources))
+        verdicts = self._verdicts()
+        return StoreCounts(verdicts, dict(states), dict(notices), review, dict(sources))
+
+    def _verdicts(self) -> dict[str, int]:
+        """Arrivals by verdict: those that named no debit, and each debit's."""
+        verdicts: Counter[str] = Counter(str(h.verdict) for h in self.history(None))
+        for debit_id in self.debit_ids():
+            verdicts.update(str(h.verdict) for h in self.history(debit_id))
+        return dict(verdicts)
 
     def stuck(self, state: str, before: datetime) -> list[tuple[str, datetime]]:
         found = []

@@ -15,7 +15,7 @@ from ..decide import Decide
 from ..events import Event
 from ..precedence import Verdict
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
-from .base import DerivedReports, Item, Stop, StoreCounts
+from .base import DerivedReports, Item, Stop
 
 # One arrival as kept here: (seq, event, verdict, reason, raw, origin, debit_id, event_id).
 _Entry = tuple[int, Event | None, Verdict, str, str | None, str | None, str | None, str | None]
@@ -117,15 +117,12 @@ class MemoryStore(DerivedReports):
             key=lambda n: (n.created_at, n.notice_id),
         )
 
-    def counts(self) -> StoreCounts:
-        # Arrivals naming a debit that never came to be are counted too: hence not derived.
-        derived = super().counts()
+    def _verdicts(self) -> dict[str, int]:
+        # Arrivals naming a debit that never came to be count too: read from the arrivals.
         verdicts: Counter[str] = Counter(
             str(entry[2]) for history in self._history.values() for entry in history
         )
-        return StoreCounts(
-            dict(verdicts), derived.states, derived.notices, derived.needs_review, derived.sources
-        )
+        return dict(verdicts)
 
     def last_origin(self, prefix: str) -> str | None:
         found = [
