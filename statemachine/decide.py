@@ -118,7 +118,7 @@ class Decider:
         record.max_attempt = max(record.max_attempt, event.attempt)
         record.take(after)
         if notice is not None:
-            record.notices[(notice.attempt, notice.kind)] = notice
+            record.notices[notice.notice_id] = notice
         return self._decision(event, record, verdict, reason, notice)
 
     def _step(
@@ -137,7 +137,7 @@ class Decider:
                 record.strength = power
         record.state = dest
         if notice is not None:
-            record.notices[(notice.attempt, notice.kind)] = notice
+            record.notices[notice.notice_id] = notice
         if event.source in self._authorities:
             result = _new_result(
                 Result,

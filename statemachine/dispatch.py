@@ -185,7 +185,7 @@ class Dispatcher:
             if notice is None or notice.status is not NoticeStatus.QUEUED or notice.due_at > now:
                 continue
             settled = self.settle(notice, record, channels, now)
-            record.notices[(notice.attempt, notice.kind)] = settled  # the next one sees it
+            record.notices[notice.notice_id] = settled  # the next one sees it
             handled.append(settled)
         self.store.save_notices(handled)
         return handled

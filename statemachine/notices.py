@@ -1,4 +1,4 @@
-"""The outbox's rules (N1-N4): which notice a change of outcome plans, and whether a due
+"""The outbox's rules (N1-N6): which notice a change of outcome plans, and whether a due
 notice still states the debit's outcome.
 
 A notice is planned in the same write as the state change it announces (N1), waits a settle
@@ -18,8 +18,11 @@ from .spec import Spec
 _new_notice = tuple.__new__  # Notice(...) without the NamedTuple constructor: planning is hot
 
 
-def notice_id(debit_id: str, attempt: int, kind: str) -> str:
-    return f"{debit_id}#{attempt}:{kind}"
+def notice_id(debit_id: str, attempt: int, kind: str, nth: int = 1) -> str:
+    """The id of the ``nth`` notice of ``kind`` about ``attempt`` of a debit: stable, so a
+    replay and its rerun name the same notices, and the senders' idempotency key (N4)."""
+    base = f"{debit_id}#{attempt}:{kind}"
+    return base if nth == 1 else f"{base}:{nth}"
 
 
 def plan(
@@ -28,50 +31,52 @@ def plan(
     """The notice (new or re-queued) that moving ``record`` to ``outcome`` on ``attempt`` calls
     for, if any (N1). Changes nothing: the caller keeps it in ``record.notices`` and writes it
     in the same transaction as the state change.
+
+    Notices are a sequence per debit with no cap (N4, N6): each settled change away from what
+    the customer was told last plans one more. A notice not yet sent is re-queued rather than
+    doubled, so an outcome replaced inside the settle window is never announced (N2).
     """
     if outcome not in spec.outcomes:
         return None
+    due = now + spec.settle_window if outcome == spec.failed else now
     if not record.notices:  # the usual case: the first outcome of the debit
-        due = now + spec.settle_window if outcome == spec.failed else now
         return _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
                            attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
                            0, None, None, record.version + 1))  # fmt: skip
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
-    plain = record.notices.get((attempt, outcome))
-    if (told is None or not _contradicts(told, attempt, outcome, spec)) and (
-        plain is None or plain.status is not NoticeStatus.SENT
+    kind = outcome
+    if (told is not None and _contradicts(told, attempt, outcome, spec)) or any(
+        n.sent_at is not None for n in _of(record, attempt, outcome)
     ):
-        kind = outcome
-    else:
-        # What the customer heard last is wrong now, or the plain notice was used up by an
-        # earlier visit to this outcome: only a correction can tell them.
+        # What the customer heard last is wrong now, or they heard this outcome before and
+        # something else since: only a correction can tell them.
         kind = CORRECTION
-    due = now + spec.settle_window if outcome == spec.failed else now
-    existing = record.notices.get((attempt, kind))
-    if existing is None:
-        notice = Notice(
-            notice_id(record.debit_id, attempt, kind),
-            record.debit_id,
-            attempt,
-            kind,
-            outcome,
-            due,
-            now,
-            version=record.version + 1,
-        )
-    elif existing.status is NoticeStatus.SENT:
-        return None  # never two notices for one (debit, attempt, kind) (N4)
-    else:
-        notice = existing._replace(
+    same = _of(record, attempt, kind)
+    unsent = next((n for n in same if n.sent_at is None), None)
+    if unsent is not None:
+        return unsent._replace(
             outcome=outcome,
             due_at=due,
             status=NoticeStatus.QUEUED,
             status_reason=None,
             version=record.version + 1,
         )
-    return notice
+    return Notice(
+        notice_id(record.debit_id, attempt, kind, len(same) + 1),
+        record.debit_id,
+        attempt,
+        kind,
+        outcome,
+        due,
+        now,
+        version=record.version + 1,
+    )
+
+
+def _of(record: DebitRecord, attempt: int, kind: str) -> list[Notice]:
+    return [n for n in record.notices.values() if n.attempt == attempt and n.kind == kind]
 
 
 def last_told(notices: Iterable[Notice]) -> Notice | None:

@@ -29,8 +29,9 @@ class Notice(NamedTuple):
     """One customer message about one debit attempt. Immutable: ``_replace`` makes a changed copy.
 
     ``kind`` is the outcome it announces, or ``correction`` when it replaces an outcome the
-    customer was already told; ``outcome`` is always the outcome it states. There is at most one
-    notice per (debit, attempt, kind), and ``notice_id`` is the senders' idempotency key.
+    customer was already told; ``outcome`` is always the outcome it states. A debit's notices
+    are a sequence with no cap (``notices.plan``); ``notice_id`` is unique and the senders'
+    idempotency key.
     """
 
     notice_id: str
@@ -159,7 +160,7 @@ class DebitRecord:
         self.amount: int | None = None
         self.currency: str | None = None
         self.facts: list[Event] = []
-        self.notices: dict[tuple[int, str], Notice] = {}
+        self.notices: dict[str, Notice] = {}  # by notice_id, in planning order
         self.revision = 0  # the store's count of writes, to tell a cached copy is current
 
     def position(self) -> Fold:

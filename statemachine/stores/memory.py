@@ -163,7 +163,7 @@ class MemoryStore(DerivedReports):
     def save_notices(self, notices: Iterable[Notice]) -> None:
         for notice in notices:
             self._claims.pop(notice.notice_id, None)
-            self._debits[notice.debit_id].notices[(notice.attempt, notice.kind)] = notice
+            self._debits[notice.debit_id].notices[notice.notice_id] = notice
             if notice.status is NoticeStatus.QUEUED:
                 heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
 

@@ -26,7 +26,7 @@ from ..spec import Spec
 from .queries import Queries, pyformat
 from .sql import SQLStore
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 T = TypeVar("T")
 _RETRIES: Final = 8
 
@@ -75,8 +75,13 @@ CREATE TABLE notices (
     UNIQUE (debit_id, attempt, kind));
 CREATE INDEX notices_due ON notices (due_at) WHERE status = 'queued';
 """
+# Notices became a sequence per debit (no cap on corrections): the unique key goes.
+SCHEMA_2: Final = """
+ALTER TABLE notices DROP CONSTRAINT notices_debit_id_attempt_kind_key;
+CREATE INDEX notices_by_debit ON notices (debit_id, attempt, kind);
+"""
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final = [SCHEMA_1]
+MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2]
 
 
 class _Retry(StoreError):

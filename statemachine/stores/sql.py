@@ -211,7 +211,7 @@ class SQLStore(SQLReports):
         record.max_attempt = max((f.attempt for f in facts), default=1)
         record.revision = revision
         for notice in self._notices(conn.execute(self.SQL.notices_of, (debit_id,))):
-            record.notices[(notice.attempt, notice.kind)] = notice
+            record.notices[notice.notice_id] = notice
         return record
 
     def _remember(self, record: DebitRecord) -> None:
@@ -360,7 +360,7 @@ class SQLStore(SQLReports):
             for notice in todo:
                 cached = self._cache.get(notice.debit_id)
                 if cached is not None:
-                    cached.notices[(notice.attempt, notice.kind)] = notice
+                    cached.notices[notice.notice_id] = notice
 
     def _notices(self, cursor: Any) -> list[Notice]:
         names = [d[0] for d in cursor.description]

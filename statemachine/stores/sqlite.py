@@ -23,7 +23,7 @@ from .sql import SQLStore, utc_text
 
 __all__ = ["SCHEMA_VERSION", "SQL", "SQLiteStore", "utc_text"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 APPLICATION: Final = "statemachine"
 
 
@@ -251,5 +251,11 @@ def _schema_1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX debits_by_state ON debits (state)")
 
 
+def _schema_2(db: sqlite_utils.Database) -> None:
+    # Notices became a sequence per debit (no cap on corrections): the unique key goes.
+    db.execute("DROP INDEX notices_one_per_kind")
+    db.execute("CREATE INDEX notices_by_debit ON notices (debit_id, attempt, kind)")
+
+
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1]
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1, _schema_2]

@@ -1,4 +1,4 @@
-"""N1-N4: the outbox planned with each change, the settle window, the re-check, the senders."""
+"""N1-N6: the outbox planned with each change, the settle window, the re-check, the senders."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_n4_failed_deliveries_are_retried_with_backoff_then_given_up() -> None:
     assert engine.metrics().delivery_rate == 0.0
 
 
-def test_n4_never_two_notices_for_one_debit_attempt_and_kind() -> None:
+def test_n2_a_failure_replaced_and_returned_inside_its_window_is_one_notice() -> None:
     engine, clock = clocked_engine()
     sms = RecordingSender("sms")
     engine.apply(ev("failed", 0, source="gateway"))
@@ -134,8 +134,8 @@ def test_n4_never_two_notices_for_one_debit_attempt_and_kind() -> None:
     engine.apply(ev("failed", 2, source="operator"))  # the failure comes back, stronger
     clock.advance_to(T0 + timedelta(hours=1))
     engine.dispatch_due([sms])
-    keys = [(n.attempt, n.kind) for n in engine.notices()]
-    assert sorted(keys) == [(1, "failed"), (1, "succeeded")]
+    keys = [(n.attempt, n.kind, n.status) for n in engine.notices()]
+    assert sorted(keys) == [(1, "failed", "sent"), (1, "succeeded", "cancelled")]
     assert [n.kind for n in sms.sent] == ["failed"]
 
 
@@ -167,7 +167,7 @@ def test_recording_sender_refusal_is_a_delivery_error() -> None:
     assert sender.sent == [notice]
 
 
-def test_misinformed_lists_the_outcome_that_changed_after_its_one_correction() -> None:
+def test_n6_every_settled_change_is_told_however_often_the_outcome_changes() -> None:
     engine, clock = clocked_engine()
     sms = RecordingSender("sms")
     engine.apply(ev("succeeded", 0, source="gateway"))
@@ -177,15 +177,36 @@ def test_misinformed_lists_the_outcome_that_changed_after_its_one_correction() -
     engine.dispatch_due([sms])  # the correction stating the failure goes out
     assert engine.misinformed() == []
     engine.apply(ev("succeeded", 2, source="operator"))
+    assert [(debit_id, told.outcome) for debit_id, told, _ in engine.misinformed()] == [
+        ("d-1", "failed")
+    ]  # until the second correction goes out
     clock.advance_to(T0 + timedelta(hours=2))
     engine.dispatch_due([sms])
+    assert engine.misinformed() == []
+    assert [(n.notice_id, n.kind, n.outcome) for n in sms.sent] == [
+        ("d-1#1:succeeded", "succeeded", "succeeded"),
+        ("d-1#1:correction", "correction", "failed"),
+        ("d-1#1:correction:2", "correction", "succeeded"),
+    ]
+    assert len({n.notice_id for n in engine.notices()}) == len(engine.notices()) == 3
+
+
+def test_misinformed_lists_a_customer_until_the_correction_is_sent() -> None:
+    engine, clock = clocked_engine()
+    sms = RecordingSender("sms")
+    engine.apply(ev("succeeded", 0, source="gateway"))
+    engine.dispatch_due([sms])
+    engine.apply(ev("failed", 1, source="settlement"))
     ((debit_id, told, debit),) = engine.misinformed()
     assert (debit_id, told.kind, told.outcome, debit.state) == (
         "d-1",
-        "correction",
-        "failed",
         "succeeded",
+        "succeeded",
+        "failed",
     )
+    clock.advance_to(T0 + timedelta(hours=1))
+    engine.dispatch_due([sms])
+    assert engine.misinformed() == []
 
 
 def test_n1_a_correction_for_a_later_attempt_when_the_last_word_was_wrong() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from support import Child, race_dispatchers
 from statemachine import Engine, Event, ManualClock, StoreError
 from statemachine.precedence import fold
 from statemachine.spec import bundled_path
+from statemachine.stores.sqlite import SCHEMA_VERSION
 
 pytestmark = pytest.mark.parametrize("store_kind", DURABLE, indirect=True)
 WORKER = str(Path(__file__).resolve().parents[1] / "sqlite_worker.py")
@@ -159,13 +161,47 @@ def test_a_foreign_database_is_refused_without_writes(target: Target) -> None:
 def test_schema_is_versioned_and_newer_ones_are_refused(target: Target) -> None:
     Engine.open(target.url).close()
     version = "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
-    assert target.query(version) == [("1",)]
+    assert target.query(version) == [(str(SCHEMA_VERSION),)]
     target.execute("UPDATE statemachine_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(
-        StoreError, match="schema version 99 is newer than this package's 1; upgrade"
+        StoreError, match=f"schema version 99 is newer than this package's {SCHEMA_VERSION}; up"
     ):
         Engine.open(target.url)
     assert target.query(version) == [("99",)]
+
+
+def test_a_version_1_database_is_migrated_to_notices_without_a_cap(target: Target) -> None:
+    """Version 1 kept one notice per (debit, attempt, kind); opening it lifts that key, so a
+    second correction can be stored (N6)."""
+    from support import T0, ev
+
+    from statemachine import RecordingSender
+
+    Engine.open(target.url).close()
+    target.execute("DROP INDEX notices_by_debit")
+    if target.kind == "sqlite":
+        target.execute(
+            "CREATE UNIQUE INDEX notices_one_per_kind ON notices (debit_id, attempt, kind)"
+        )
+    else:
+        target.execute(
+            "ALTER TABLE notices ADD CONSTRAINT notices_debit_id_attempt_kind_key"
+            " UNIQUE (debit_id, attempt, kind)"
+        )
+    target.execute("UPDATE statemachine_meta SET value = '1' WHERE key = 'schema_version'")
+    clock = ManualClock(T0)
+    sms = RecordingSender("sms")
+    with Engine.open(target.url, clock=clock) as engine:
+        for number, (kind, source) in enumerate(
+            [("succeeded", "gateway"), ("failed", "settlement"), ("succeeded", "operator")]
+        ):
+            engine.apply(ev(kind, number, source=source))
+            clock.advance_to(clock.now + timedelta(hours=1))
+            engine.dispatch_due([sms])
+        assert engine.misinformed() == []
+    version = "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+    assert target.query(version) == [(str(SCHEMA_VERSION),)]
+    assert [n.kind for n in sms.sent] == ["succeeded", "correction", "correction"]
 
 
 def test_replay_into_a_store_prints_what_a_replay_in_memory_prints(target: Target) -> None:
