@@ -1,8 +1,9 @@
-"""One suite, every store: P1-P6 and N1-N3 hold whatever the store, and writes are all or nothing."""
+"""One suite, every store: P1-P6 and N1-N6 hold whatever the store, and writes are all or nothing."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import T0, debit_of, ev
 
-from statemachine import Engine, Event, ManualClock, RecordingSender, Verdict
+from statemachine import Engine, Event, ManualClock, Notice, RecordingSender, Spec, Verdict
 from statemachine.precedence import fold
 from statemachine.scenarios import Scenario, bundled_scenarios
 from statemachine.testing import BASE_TIME, deliveries, events
@@ -82,6 +83,65 @@ def test_the_store_counts_misinformed_customers_as_the_engine_lists_them(
                 clock.advance_to(clock.now + timedelta(minutes=data.draw(st.integers(0, 30))))
                 engine.dispatch_due([sms])
             assert engine.metrics(now=clock.now).misinformed == len(engine.misinformed())
+
+
+@st.composite
+def flip_flops(draw: st.DrawFn) -> list[Event]:
+    """One attempt's outcome reported again and again, each report newer than the last and so
+    winning in turn (P3): the outcome keeps changing after its correction went out."""
+    kinds = ["created", "submitted"] + draw(
+        st.lists(
+            st.sampled_from(["succeeded", "failed", "reversed", "reinstated"]),
+            min_size=2,
+            max_size=6,
+        )
+    )
+    return [
+        Event(f"flip-{number}", "loan-42/2026-03", kind, BASE_TIME + timedelta(minutes=20 * number),
+              source="gateway", amount=100 if kind == "created" else None)
+        for number, kind in enumerate(kinds)
+    ]  # fmt: skip
+
+
+@FIXTURE
+@given(data=st.data(), stream=st.one_of(events(max_size=10).flatmap(deliveries), flip_flops()))
+def test_n3_n4_n6_the_last_word_is_the_outcome_in_any_order(
+    make_engine: EngineFactory, data: st.DataObject, stream: list[Event]
+) -> None:
+    """Any events, any arrival order, dispatch at any moments, a channel that refuses at times:
+    after the final dispatch past the settle window no customer is misinformed, no failure
+    notice went out while the debit was succeeded, and no notice id twice on one channel."""
+    clock = ManualClock(BASE_TIME)
+    window = timedelta(minutes=data.draw(st.sampled_from([0, 15]), label="settle window"))
+    with make_engine(spec=Spec.default().evolve(settle_window=window), clock=clock) as engine:
+        seen: list[tuple[str, Notice, str | None]] = []  # (channel, notice, state at the send)
+
+        def witness(channel: str) -> Callable[[Notice], None]:
+            def look(notice: Notice) -> None:
+                debit = engine.get(notice.debit_id)
+                seen.append((channel, notice, debit and debit.state))
+
+            return look
+
+        refusals = data.draw(st.integers(0, 3), label="sms refusals")
+        senders = [
+            RecordingSender("sms", fail=refusals, on_send=witness("sms")),
+            RecordingSender("push", on_send=witness("push")),
+        ]
+        for event in stream:
+            engine.apply(event)
+            if data.draw(st.booleans(), label="dispatch now"):
+                wait = data.draw(st.sampled_from([0, 1, 16, 60]), label="minutes")
+                clock.advance_to(clock.now + timedelta(minutes=wait))
+                engine.dispatch_due(senders)
+        clock.advance_to(clock.now + timedelta(days=1))
+        engine.dispatch_due(senders)
+        assert engine.misinformed() == []
+        sent = [(channel, n.notice_id) for channel, n, _ in seen]
+        assert len(sent) == len(set(sent)), sent
+        for _, notice, state in seen:
+            assert not (notice.outcome == "failed" and state == "succeeded"), notice
+            assert state == notice.outcome, (notice, state)
 
 
 def test_history_keeps_raw_text_origin_and_reason(make_engine: EngineFactory) -> None:
