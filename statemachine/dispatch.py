@@ -13,6 +13,7 @@ channels in order, retry failed deliveries with backoff, and record what happene
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -141,10 +142,11 @@ class Dispatcher:
     ) -> list[Notice]:
         """Claim the notices due at ``now`` for ``lease`` and settle each (send or cancel)."""
         channels = check_senders(senders)
+        token = uuid.uuid4().hex  # this dispatch's claims, told apart from any other's
         handled = []
-        for notice in self.store.claim_due(now, lease, limit):
+        for notice in self.store.claim_due(now, lease, limit, token=token):
             settled = self.settle(notice, self.store.debit(notice.debit_id), channels, now)
-            self.store.save_notices([settled])
+            self.store.save_notices([settled], token=token)
             handled.append(settled)
         return handled
 

@@ -77,6 +77,13 @@ CREATE INDEX notices_due ON notices (due_at) WHERE status = 'queued';
 """
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
 MIGRATIONS: Final = [SCHEMA_1]
+# N7's claim token beside claimed_until: added, whatever the schema version, to a schema made
+# before it; an older package reading the table ignores the column.
+HAS_CLAIM_TOKENS: Final = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+    " AND table_name = 'notices' AND column_name = 'claimed_by'"
+)
+CLAIM_TOKENS: Final = "ALTER TABLE notices ADD COLUMN IF NOT EXISTS claimed_by text"
 
 
 class _Retry(StoreError):
@@ -175,6 +182,9 @@ class PostgresStore(SQLStore):
                     "UPDATE statemachine_meta SET value = %s WHERE key = 'schema_version'",
                     (str(number),),
                 )
+            # Checked first: ALTER TABLE locks the table out even when the column is there.
+            if not conn.execute(HAS_CLAIM_TOKENS, (self.schema,)).fetchone():
+                conn.execute(CLAIM_TOKENS)
 
     def schema_version(self) -> int:
         with self._read() as conn:

@@ -111,6 +111,7 @@ class SQLiteStore(SQLStore):
                     "UPDATE statemachine_meta SET value = ? WHERE key = 'schema_version'",
                     (str(number),),
                 )
+            _claim_tokens(db)
 
     def schema_version(self) -> int:
         row = self.conn.execute(
@@ -253,3 +254,10 @@ def _schema_1(db: sqlite_utils.Database) -> None:
 
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1]
+
+
+def _claim_tokens(db: sqlite_utils.Database) -> None:
+    """N7's claim token beside ``claimed_until``: added, whatever the schema version, to a file
+    made before it; an older package reading the file ignores the column."""
+    if "claimed_by" not in db.table("notices").columns_dict:
+        db.table("notices").add_column("claimed_by", str)
