@@ -7,6 +7,7 @@ only through a ManualClock or the explicit ``now`` of each dispatch: no sleeps.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
@@ -27,6 +28,56 @@ def five_due(make_engine: EngineFactory, clock: ManualClock) -> tuple[Engine, En
     for n in range(5):
         a.apply(ev("succeeded", 0, debit_id=f"d-{n}"))
     return a, b
+
+
+@pytest.mark.parametrize("timing", ["clock", "now"])
+def test_a_dispatcher_whose_lease_ran_out_mid_send_sends_nothing_more(
+    make_engine: EngineFactory, timing: str
+) -> None:
+    clock = ManualClock(T0)
+    a, b = five_due(make_engine, clock)
+    b_sms = RecordingSender("sms-b")
+    by_b: list[Notice] = []
+
+    def outlast_the_lease(notice: Notice) -> None:
+        if not by_b:  # A's first send takes longer than its lease; B dispatches meanwhile
+            clock.advance_to(LATER)
+            by_b.extend(b.dispatch_due([b_sms], now=LATER if timing == "now" else None))
+
+    a_sms = RecordingSender("sms-a", on_send=outlast_the_lease)
+    by_a = a.dispatch_due([a_sms], now=T0 if timing == "now" else None, lease=LEASE)
+
+    (in_flight,) = (n.notice_id for n in a_sms.sent)
+    sends = Counter(n.notice_id for n in [*a_sms.sent, *b_sms.sent])
+    assert len(sends) == 5
+    assert {notice_id for notice_id, count in sends.items() if count > 1} == {in_flight}
+    assert max(sends.values()) == 2
+    assert [n.notice_id for n in by_a] == [in_flight]
+    assert sorted(n.notice_id for n in by_b) == sorted(sends)
+    stored = a.notices()
+    assert Counter(n.status for n in stored) == {"sent": 5}
+    assert {n.channel for n in stored} == {"sms-b"}  # A did not overwrite B's record
+    assert a.dispatch_due([a_sms], now=LATER + LEASE) == []
+
+
+def test_a_dispatcher_whose_lease_ran_out_records_its_send_and_leaves_the_rest(
+    make_engine: EngineFactory,
+) -> None:
+    clock = ManualClock(T0)
+    a, b = five_due(make_engine, clock)
+
+    def outlast_the_lease(notice: Notice) -> None:
+        clock.advance_to(LATER)  # and no other dispatcher comes meanwhile
+
+    slow = RecordingSender("sms", on_send=outlast_the_lease)
+    (first,) = a.dispatch_due([slow], lease=LEASE)  # the other claims ran out: passed by
+    assert [n.notice_id for n in slow.sent] == [first.notice_id]
+    assert {n.notice_id: n.status for n in a.notices()}[first.notice_id] == "sent"
+    sms = RecordingSender("sms")
+    assert len(b.dispatch_due([sms])) == 4
+    assert sorted(n.notice_id for n in [*slow.sent, *sms.sent]) == sorted(
+        n.notice_id for n in a.notices()
+    )
 
 
 def test_a_record_under_a_claim_taken_over_is_not_written(make_engine: EngineFactory) -> None:
