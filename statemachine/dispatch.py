@@ -1,5 +1,7 @@
-"""Dispatch: claim due notices, re-check each against its debit (N3), send it through the
-channels in order, retry failed deliveries with backoff, and record what happened.
+"""Dispatch: claim due notices under a token of this dispatch's own, renew the claim right
+before each notice and pass by one another dispatcher took over (N7), re-check each against
+its debit (N3), send it through the channels in order, retry failed deliveries with backoff,
+and record what happened where the claim still holds.
 
 >>> from datetime import UTC, datetime
 >>> from statemachine import Engine, Event
@@ -13,6 +15,7 @@ channels in order, retry failed deliveries with backoff, and record what happene
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from .clock import DAWN as _DAWN
+from .clock import Clock
 from .errors import DeliveryError, InvalidDefinition
 from .notices import matches
 from .records import DebitRecord, Notice, NoticeStatus
@@ -138,13 +142,24 @@ class Dispatcher:
         *,
         limit: int | None = None,
         lease: timedelta = timedelta(minutes=5),
+        clock: Clock | None = None,
     ) -> list[Notice]:
-        """Claim the notices due at ``now`` for ``lease`` and settle each (send or cancel)."""
+        """Claim the notices due at ``now`` for ``lease`` and settle each (send or cancel).
+
+        Right before each notice its claim is renewed for ``lease`` from the time then (the
+        ``clock``'s, else ``now``): a notice whose claim another dispatcher has taken over, or
+        whose lease ran out, or that is no longer queued, is passed by and left out of the
+        result (N7). A result is recorded only where the claim still holds.
+        """
         channels = check_senders(senders)
+        token = uuid.uuid4().hex  # this dispatch's claims, told apart from any other's
         handled = []
-        for notice in self.store.claim_due(now, lease, limit):
-            settled = self.settle(notice, self.store.debit(notice.debit_id), channels, now)
-            self.store.save_notices([settled])
+        for notice in self.store.claim_due(now, lease, limit, token=token):
+            at = now if clock is None else clock()
+            if not self.store.renew_claim(notice.notice_id, token, at, lease):
+                continue
+            settled = self.settle(notice, self.store.debit(notice.debit_id), channels, at)
+            self.store.save_notices([settled], token=token)
             handled.append(settled)
         return handled
 

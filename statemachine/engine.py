@@ -215,12 +215,17 @@ class Engine:
         """Send every notice due at ``now`` that still states the debit's outcome (N3).
 
         Senders are tried in order until one accepts (N4); a notice no longer true is cancelled
-        as superseded. Each notice is claimed for ``lease`` first, so dispatchers in several
-        processes do not send it twice; one that dies mid-send leaves it to be sent again once
-        the lease runs out, under the same idempotency key. Returns the notices handled.
+        as superseded. Each notice is claimed for ``lease`` under this dispatch's own token,
+        and the claim is checked and extended right before the notice is sent (at the clock's
+        time then, unless ``now`` is given): a claim another dispatcher took over once the
+        lease ran out is passed by (N7). So dispatchers in several processes do not send a
+        notice twice, except the one in flight when its lease ran out, or whose dispatcher
+        died mid-send: it goes out again under the same idempotency key. Returns the notices
+        handled.
         """
+        clock = self.clock if now is None else None
         now = self.clock() if now is None else now
-        return self.dispatcher.dispatch_due(senders, now, limit=limit, lease=lease)
+        return self.dispatcher.dispatch_due(senders, now, limit=limit, lease=lease, clock=clock)
 
     def preview_due(
         self, now: datetime | None = None, limit: int | None = None

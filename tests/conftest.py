@@ -59,25 +59,43 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def pg_engine(spec: Spec, clock: Clock = utc_now) -> Engine:
-    """An engine on a fresh schema of the test database; ``engine.store.drop()`` removes it."""
+def pg_engine(spec: Spec, clock: Clock = utc_now, schema: str | None = None) -> Engine:
+    """An engine on a fresh schema of the test database (or on ``schema``);
+    ``engine.store.drop()`` removes it."""
     from statemachine.stores.postgres import PostgresStore
 
     assert PG_DSN is not None
-    store = PostgresStore(PG_DSN, spec, schema=f"t_{uuid.uuid4().hex[:12]}", pool_size=2)
+    schema = schema or f"t_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(PG_DSN, spec, schema=schema, pool_size=2)
     return Engine(store, spec=spec, clock=clock)
+
+
+def _reopen(engine: Engine, spec: Spec, clock: Clock) -> Engine:
+    """Another engine on ``engine``'s database through a store of its own, as another process
+    would open it; in memory, where no other process can, on the same store."""
+    store = engine.store
+    if isinstance(store, MemoryStore):
+        return Engine(store, spec=spec, clock=clock)
+    if isinstance(store, SQLiteStore):
+        return Engine(SQLiteStore(store.path, spec, synchronous="OFF"), spec=spec, clock=clock)
+    return pg_engine(spec, clock, schema=getattr(store, "schema", None))
 
 
 @pytest.fixture
 def make_engine(store_kind: str) -> Iterator[EngineFactory]:
-    """``make_engine(spec=None, clock=None)``: a fresh engine on a fresh store of the kind."""
+    """``make_engine(spec=None, clock=None, sharing=None)``: a fresh engine on a fresh store of
+    the kind, or, with ``sharing``, another engine on that engine's database."""
     with tempfile.TemporaryDirectory(prefix="statemachine-") as folder:
         numbers = itertools.count()
         engines: list[Engine] = []
 
-        def make(spec: Spec | None = None, clock: Clock = utc_now) -> Engine:
+        def make(
+            spec: Spec | None = None, clock: Clock = utc_now, sharing: Engine | None = None
+        ) -> Engine:
             spec = spec or Spec.default()
-            if store_kind == "memory":
+            if sharing is not None:
+                engine = _reopen(sharing, spec, clock)
+            elif store_kind == "memory":
                 engine = Engine(MemoryStore(), spec=spec, clock=clock)
             elif store_kind == "postgres":
                 engine = pg_engine(spec, clock)

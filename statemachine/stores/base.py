@@ -108,14 +108,26 @@ class Store(Protocol):
 
 
 class Outbox(Protocol):
-    """What dispatch needs: due notices claimed for a lease, and their new status recorded."""
+    """What dispatch needs: due notices claimed for a lease under a dispatcher's token, the
+    claim renewed before each send, and their new status recorded where the claim holds (N7)."""
 
-    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
-        """Due notices, claimed for ``lease``: other dispatchers skip them until it runs out."""
+    def claim_due(
+        self, now: datetime, lease: timedelta, limit: int | None = None, *, token: str
+    ) -> list[Notice]:
+        """Due notices, claimed under ``token`` for ``lease``: other dispatchers skip them
+        until it runs out, and may then claim them under theirs."""
         ...
 
-    def save_notices(self, notices: Iterable[Notice]) -> None:
-        """Record dispatched notices' new status, in one transaction; this releases claims."""
+    def renew_claim(self, notice_id: str, token: str, now: datetime, lease: timedelta) -> bool:
+        """Whether ``token`` still holds the queued notice's claim at ``now``, in one atomic
+        step that then extends it to ``now + lease``. False: another dispatcher took it over,
+        the lease ran out, or the notice is no longer queued; do not send it."""
+        ...
+
+    def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
+        """Record dispatched notices' new status, in one transaction. With ``token``, each is
+        written only where that claim still holds (one taken over is left to its new holder),
+        and the write releases it."""
         ...
 
     def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:

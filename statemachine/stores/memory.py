@@ -29,7 +29,8 @@ class MemoryStore(DerivedReports):
         self._accepted: dict[str, Event] = {}
         self._history: dict[str | None, list[_Entry]] = {}
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
-        self._claims: dict[str, datetime] = {}  # notice_id -> end of its dispatch lease
+        # notice_id -> (the claiming dispatcher's token, end of its lease, debit_id)
+        self._claims: dict[str, tuple[str, datetime, str]] = {}
         self._seq = 0
 
     # -- the write path --------------------------------------------------------------------
@@ -135,11 +136,13 @@ class MemoryStore(DerivedReports):
 
     # -- the outbox ------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
+    def claim_due(
+        self, now: datetime, lease: timedelta, limit: int | None = None, *, token: str
+    ) -> list[Notice]:
         due = self._due_at(now)
         claimed = due if limit is None else due[:limit]
         for notice in claimed:
-            self._claims[notice.notice_id] = now + lease
+            self._claims[notice.notice_id] = (token, now + lease, notice.debit_id)
             heapq.heappush(self._due, (now + lease, notice.notice_id, notice.debit_id))
         for notice in due[len(claimed) :]:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
@@ -155,13 +158,29 @@ class MemoryStore(DerivedReports):
                 if (
                     notice.status is NoticeStatus.QUEUED
                     and notice.due_at <= now
-                    and (claim is None or claim <= now)
+                    and (claim is None or claim[1] <= now)
                 ):
                     due.add(notice)
         return sorted(due, key=lambda n: (n.due_at, n.debit_id, n.version))
 
-    def save_notices(self, notices: Iterable[Notice]) -> None:
+    def renew_claim(self, notice_id: str, token: str, now: datetime, lease: timedelta) -> bool:
+        claim = self._claims.get(notice_id)
+        if claim is None or claim[0] != token or claim[1] <= now:
+            return False
+        notices = self._debits[claim[2]].notices.values()
+        if not any(n.notice_id == notice_id and n.status is NoticeStatus.QUEUED for n in notices):
+            return False
+        self._claims[notice_id] = (token, now + lease, claim[2])
+        # Due again when the renewed lease runs out, should this dispatcher die meanwhile.
+        heapq.heappush(self._due, (now + lease, notice_id, claim[2]))
+        return True
+
+    def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
         for notice in notices:
+            if token is not None:
+                claim = self._claims.get(notice.notice_id)
+                if claim is None or claim[0] != token:
+                    continue  # taken over: the record is the new holder's to write
             self._claims.pop(notice.notice_id, None)
             self._debits[notice.debit_id].notices[notice.notice_id] = notice
             if notice.status is NoticeStatus.QUEUED:

@@ -26,7 +26,7 @@ from ..spec import Spec
 from .queries import Queries, pyformat
 from .sql import SQLStore
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 T = TypeVar("T")
 _RETRIES: Final = 8
 
@@ -80,8 +80,10 @@ SCHEMA_2: Final = """
 ALTER TABLE notices DROP CONSTRAINT notices_debit_id_attempt_kind_key;
 CREATE INDEX notices_by_debit ON notices (debit_id, attempt, kind);
 """
+# N7: the token of the dispatcher holding a claim, beside claimed_until.
+SCHEMA_3: Final = "ALTER TABLE notices ADD COLUMN claimed_by text;"
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2]
+MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2, SCHEMA_3]
 
 
 class _Retry(StoreError):

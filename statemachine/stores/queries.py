@@ -66,11 +66,20 @@ class Queries:
         " AND (claimed_until IS NULL OR claimed_until <= ?)"
         " ORDER BY due_at, debit_id, version LIMIT ?"
     )
-    claim: ClassVar[str] = "UPDATE notices SET claimed_until = ? WHERE notice_id = ?"
+    claim: ClassVar[str] = (  # (until, token, notice_id)
+        "UPDATE notices SET claimed_until = ?, claimed_by = ? WHERE notice_id = ?"
+    )
+    # N7: only the holder of a live claim on a queued notice extends it, in one statement.
+    renew_claim: ClassVar[str] = (  # (until, notice_id, token, now)
+        "UPDATE notices SET claimed_until = ? WHERE notice_id = ? AND claimed_by = ?"
+        " AND claimed_until > ? AND status = 'queued'"
+    )
+    # Written only where the token still holds the claim: a lease that ran out with no one
+    # else claiming still lets the holder record what it sent.
     save_claimed: ClassVar[str] = (
         "UPDATE notices SET status = ?, due_at = ?, sent_at = ?, channel = ?, deliveries = ?,"
-        " last_error = ?, status_reason = ?, claimed_until = NULL"
-        " WHERE notice_id = ? AND claimed_until IS NOT DISTINCT FROM ?"
+        " last_error = ?, status_reason = ?, claimed_until = NULL, claimed_by = NULL"
+        " WHERE notice_id = ? AND claimed_by = ?"
     )
     history: ClassVar[str] = (
         "SELECT * FROM events WHERE debit_id IS NOT DISTINCT FROM ? ORDER BY seq"

@@ -69,7 +69,6 @@ class SQLStore(SQLReports):
     def _setup_cache(self, cache_size: int) -> None:
         self._cache: OrderedDict[str, DebitRecord] = OrderedDict()
         self._cache_size = cache_size
-        self._claims: dict[str, Any] = {}  # notice_id -> claimed_until, this process's claims
 
     # -- what a dialect provides -----------------------------------------------------------
 
@@ -310,8 +309,11 @@ class SQLStore(SQLReports):
             row = conn.execute(self.SQL.next_due, (self._time_in(after),)).fetchone()
         return None if row is None or row[0] is None else self._time_out(row[0])
 
-    def claim_due(self, now: datetime, lease: timedelta, limit: int | None = None) -> list[Notice]:
-        """Due notices, claimed for ``lease`` so that other dispatchers pass them by."""
+    def claim_due(
+        self, now: datetime, lease: timedelta, limit: int | None = None, *, token: str
+    ) -> list[Notice]:
+        """Due notices, claimed under ``token`` for ``lease`` so that other dispatchers pass
+        them by."""
         at, until = self._time_in(now), self._time_in(now + lease)
         with self._write() as conn:
             found = self._notices(
@@ -320,12 +322,18 @@ class SQLStore(SQLReports):
                 )
             )
             for notice in found:
-                conn.execute(self.SQL.claim, (until, notice.notice_id))
-                self._claims[notice.notice_id] = until
+                conn.execute(self.SQL.claim, (until, token, notice.notice_id))
         return found
 
-    def save_notices(self, notices: Iterable[Notice]) -> None:
-        """Record dispatches. A claimed notice re-planned meanwhile by an apply is left as it is."""
+    def renew_claim(self, notice_id: str, token: str, now: datetime, lease: timedelta) -> bool:
+        """Whether ``token`` still holds the queued notice's live claim; if so, extend it."""
+        with self._write() as conn:
+            until, at = self._time_in(now + lease), self._time_in(now)
+            return bool(conn.execute(self.SQL.renew_claim, (until, notice_id, token, at)).rowcount)
+
+    def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
+        """Record dispatches; with ``token``, only where that claim holds. A claimed notice
+        re-planned meanwhile by an apply keeps the outcome and version the apply gave it."""
         todo = list(notices)
         if not todo:
             return
@@ -335,29 +343,30 @@ class SQLStore(SQLReports):
             revisions: dict[str, int] = {}
             for chunk in chunks(debit_ids):
                 revisions.update(self._select_in(conn, self.SQL.revisions, chunk))
-            plain, claimed = [], []
-            for notice in todo:
-                claim = self._claims.pop(notice.notice_id, None)
-                if claim is None:
-                    plain.append(self._notice_row(notice))
-                else:
-                    claimed.append(
-                        (notice.status.value, self._time_in(notice.due_at),
-                         self._time_in(notice.sent_at) if notice.sent_at else None,
-                         notice.channel, notice.deliveries, notice.last_error,
-                         notice.status_reason, notice.notice_id, claim)
-                    )  # fmt: skip
-            self._many(conn, self.SQL.upsert_notice, plain)
-            self._many(conn, self.SQL.save_claimed, claimed)
+            written, refused = todo, set()
+            if token is None:
+                self._many(conn, self.SQL.upsert_notice, [self._notice_row(n) for n in todo])
+            else:
+                written = []
+                for notice in todo:
+                    row = self._claimed_row(notice, token)
+                    if conn.execute(self.SQL.save_claimed, row).rowcount:
+                        written.append(notice)
+                    else:
+                        refused.add(notice.debit_id)  # taken over: the new holder records it
             self._many(conn, self.SQL.touch_debit, [(d,) for d in debit_ids if d in revisions])
             # Keep cached records that were current: it saves reloading the debits' events.
             for debit_id in debit_ids:
                 cached = self._cache.get(debit_id)
-                if cached is not None and cached.revision == revisions.get(debit_id, -1):
+                if (
+                    cached is not None
+                    and cached.revision == revisions.get(debit_id, -1)
+                    and debit_id not in refused
+                ):
                     cached.revision += 1
                 else:
                     self._cache.pop(debit_id, None)
-            for notice in todo:
+            for notice in written:
                 cached = self._cache.get(notice.debit_id)
                 if cached is not None:
                     cached.notices[notice.notice_id] = notice
@@ -386,6 +395,20 @@ class SQLStore(SQLReports):
                 )
             )
         return found
+
+    def _claimed_row(self, notice: Notice, token: str) -> tuple[Any, ...]:
+        """``save_claimed``'s parameters: the dispatch's outcome, fenced by ``token``."""
+        return (
+            notice.status.value,
+            self._time_in(notice.due_at),
+            self._time_in(notice.sent_at) if notice.sent_at else None,
+            notice.channel,
+            notice.deliveries,
+            notice.last_error,
+            notice.status_reason,
+            notice.notice_id,
+            token,
+        )
 
     def _notice_row(self, notice: Notice) -> tuple[Any, ...]:
         return (

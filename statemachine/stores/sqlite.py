@@ -23,7 +23,7 @@ from .sql import SQLStore, utc_text
 
 __all__ = ["SCHEMA_VERSION", "SQL", "SQLiteStore", "utc_text"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 APPLICATION: Final = "statemachine"
 
 
@@ -257,5 +257,10 @@ def _schema_2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notices_by_debit ON notices (debit_id, attempt, kind)")
 
 
+def _schema_3(db: sqlite_utils.Database) -> None:
+    # N7: the token of the dispatcher holding a claim, beside claimed_until.
+    db.table("notices").add_column("claimed_by", str)
+
+
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1, _schema_2]
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1, _schema_2, _schema_3]

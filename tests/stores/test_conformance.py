@@ -89,13 +89,8 @@ def test_the_store_counts_misinformed_customers_as_the_engine_lists_them(
 def flip_flops(draw: st.DrawFn) -> list[Event]:
     """One attempt's outcome reported again and again, each report newer than the last and so
     winning in turn (P3): the outcome keeps changing after its correction went out."""
-    kinds = ["created", "submitted"] + draw(
-        st.lists(
-            st.sampled_from(["succeeded", "failed", "reversed", "reinstated"]),
-            min_size=2,
-            max_size=6,
-        )
-    )
+    outcomes = st.sampled_from(["succeeded", "failed", "reversed", "reinstated"])
+    kinds = ["created", "submitted", *draw(st.lists(outcomes, min_size=2, max_size=6))]
     return [
         Event(f"flip-{number}", "loan-42/2026-03", kind, BASE_TIME + timedelta(minutes=20 * number),
               source="gateway", amount=100 if kind == "created" else None)
@@ -119,7 +114,7 @@ def test_n3_n4_n6_the_last_word_is_the_outcome_in_any_order(
         def witness(channel: str) -> Callable[[Notice], None]:
             def look(notice: Notice) -> None:
                 debit = engine.get(notice.debit_id)
-                seen.append((channel, notice, debit and debit.state))
+                seen.append((channel, notice, debit.state if debit else None))
 
             return look
 

@@ -178,6 +178,7 @@ def test_a_version_1_database_is_migrated_to_notices_without_a_cap(target: Targe
     from statemachine import RecordingSender
 
     Engine.open(target.url).close()
+    target.execute("ALTER TABLE notices DROP COLUMN claimed_by")
     target.execute("DROP INDEX notices_by_debit")
     if target.kind == "sqlite":
         target.execute(

@@ -137,9 +137,9 @@ class BlindNotifier(Engine):
         channels: tuple[Sender, ...] = check_senders(senders)
         now = self.clock() if now is None else now
         handled = []
-        for notice in self.store.claim_due(now, timedelta(minutes=5)):
+        for notice in self.store.claim_due(now, timedelta(minutes=5), token="blind"):
             delivered = self.dispatcher.deliver(notice, channels, now)
-            self.store.save_notices([delivered])
+            self.store.save_notices([delivered], token="blind")
             handled.append(delivered)
         return handled
 
