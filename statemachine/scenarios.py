@@ -4,8 +4,9 @@ A scenario is a TOML file (see ``specs/scenarios/``). Each ``[[steps]]`` applies
 (``apply = {...}``) on the replay clock (N5) and may check its ``verdict`` and the debit's
 ``state``, or runs a ``dispatch = <time>`` and checks which notices were ``sent`` and
 ``cancelled`` (written ``kind@attempt``). ``[expect]`` checks the end: ``state``, ``attempt``,
-``needs_review``, ``review_reason`` and ``notices`` (``kind@attempt:status``, every notice),
-after the clock has passed every settle window.
+``needs_review``, ``review_reason``, ``notices`` (``kind@attempt:status``, every notice)
+and ``told`` (the outcome the customer's last notice states, N6), after the clock has passed
+every settle window and due notices have gone out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import attrs
 from .clock import ManualClock
 from .engine import Engine
 from .events import Event, parse_time
+from .notices import last_told
 from .records import Notice
 from .replay import Replay
 from .spec import Spec
@@ -88,6 +90,9 @@ class Scenario:
         if "notices" in expect:
             got = sorted(f"{_label(n)}:{n.status}" for n in engine.notices(self.debit_id))
             _check(problems, "end", "notices", sorted(expect["notices"]), got)
+        if "told" in expect:
+            told = last_told(engine.notices(self.debit_id))
+            _check(problems, "end", "told", expect["told"], told and told.outcome)
         return problems
 
 

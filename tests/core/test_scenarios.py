@@ -29,3 +29,10 @@ def test_a_wrong_expectation_is_reported(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.toml"
     wrong.write_text(text)
     assert Scenario.load(wrong).run() == ["end: state expected 'failed', got 'succeeded'"]
+
+
+def test_a_wrong_last_word_is_reported(tmp_path: Path) -> None:
+    (source,) = [p for p in SCENARIOS if p.stem.startswith("21-")]
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(source.read_text().replace('told = "succeeded"', 'told = "failed"'))
+    assert Scenario.load(wrong).run() == ["end: told expected 'failed', got 'succeeded'"]
