@@ -170,6 +170,15 @@ def test_schema_is_versioned_and_newer_ones_are_refused(target: Target) -> None:
     assert target.query(version) == [("99",)]
 
 
+def undo_schema_3(target: Target) -> None:
+    """Take a fresh store back to schema 2: no receipts, no fallback columns (N8)."""
+    target.execute("DROP TABLE receipts")
+    target.execute("DROP INDEX notices_awaiting_receipt")
+    target.execute("ALTER TABLE notices DROP COLUMN tried")
+    target.execute("ALTER TABLE notices DROP COLUMN receipt_by")
+    target.execute("UPDATE statemachine_meta SET value = '2' WHERE key = 'schema_version'")
+
+
 def test_a_version_1_database_is_migrated_to_notices_without_a_cap(target: Target) -> None:
     """Version 1 kept one notice per (debit, attempt, kind); opening it lifts that key, so a
     second correction can be stored (N6)."""
@@ -178,6 +187,7 @@ def test_a_version_1_database_is_migrated_to_notices_without_a_cap(target: Targe
     from statemachine import RecordingSender
 
     Engine.open(target.url).close()
+    undo_schema_3(target)
     target.execute("DROP INDEX notices_by_debit")
     if target.kind == "sqlite":
         target.execute(
