@@ -237,3 +237,23 @@ def test_a_batched_replay_into_a_store_matches_one_in_memory(target: Target) -> 
     assert stored == {d: clean.get(d) for d in clean.store.debit_ids()}
     assert notices == sorted((n.notice_id, str(n.status), n.sent_at) for n in clean.notices())
     assert summary.to_dict() == expected.to_dict()
+
+
+def test_a_version_2_database_is_migrated_to_receipts(target: Target) -> None:
+    """Schema 3 only adds (a table, two columns): a version 2 database opens, migrates and
+    takes receipts."""
+    from support import T0, ev
+
+    from statemachine import RecordingSender
+
+    Engine.open(target.url).close()
+    undo_schema_3(target)
+    with Engine.open(target.url, clock=ManualClock(T0)) as engine:
+        engine.apply(ev("succeeded", 0))
+        engine.dispatch_due([RecordingSender("sms")])
+    version = "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+    assert target.query(version) == [(str(SCHEMA_VERSION),)]
+    with Engine.open(target.url, clock=ManualClock(T0)) as engine:
+        result = engine.record_receipt("d-1#1:succeeded", "sms", "delivered", T0)
+        assert result.verdict == "applied"
+        assert engine.metrics().delivery_rate == 1.0
