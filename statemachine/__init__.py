@@ -23,6 +23,7 @@ from .errors import (
 from .events import Event
 from .operations import Metrics
 from .precedence import Verdict
+from .receipts import Receipt, ReceiptResult, ReceiptStatus, ReceiptVerdict, StoredReceipt
 from .records import Debit, Notice, NoticeStatus, Result, StoredEvent
 from .spec import Spec
 
@@ -38,6 +39,10 @@ __all__ = [
     "Metrics",
     "Notice",
     "NoticeStatus",
+    "Receipt",
+    "ReceiptResult",
+    "ReceiptStatus",
+    "ReceiptVerdict",
     "RecordingSender",
     "Result",
     "RetryPolicy",
@@ -48,6 +53,7 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "StoredEvent",
+    "StoredReceipt",
     "Verdict",
     "utc_now",
 ]

@@ -1,7 +1,9 @@
 """Dispatch: claim due notices under a token of this dispatch's own, renew the claim right
 before each notice and pass by one another dispatcher took over (N7), re-check each against
 its debit (N3), send it through the channels in order, retry failed deliveries with backoff,
-and record what happened where the claim still holds.
+and record what happened where the claim still holds. A notice whose receipt said
+undelivered, or whose wait for one ran out, falls back to the channels it has not tried (N8,
+``receipts.py``).
 
 >>> from datetime import UTC, datetime
 >>> from statemachine import Engine, Event
@@ -27,6 +29,7 @@ from .clock import DAWN as _DAWN
 from .clock import Clock
 from .errors import DeliveryError, InvalidDefinition
 from .notices import matches
+from .receipts import Receipt, ReceiptResult, ReceiptStatus, judge
 from .records import DebitRecord, Notice, NoticeStatus
 
 if TYPE_CHECKING:
@@ -131,9 +134,12 @@ class Dispatcher:
     """Sends the due notices of one store. The engine builds one; ``engine.dispatch_due`` and
     the replay's ``engine.dispatch_notices`` call it."""
 
-    def __init__(self, store: StoreAdapter, retry: RetryPolicy) -> None:
+    def __init__(
+        self, store: StoreAdapter, retry: RetryPolicy, receipt_timeout: timedelta = timedelta(0)
+    ) -> None:
         self.store = store
         self.retry = retry
+        self.receipt_timeout = receipt_timeout
 
     def dispatch_due(
         self,
@@ -144,7 +150,8 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         clock: Clock | None = None,
     ) -> list[Notice]:
-        """Claim the notices due at ``now`` for ``lease`` and settle each (send or cancel).
+        """Claim the notices due at ``now`` for ``lease`` and settle each (send or cancel),
+        after the notices whose wait for a receipt ran out are made due again (N8).
 
         Right before each notice its claim is renewed for ``lease`` from the time then (the
         ``clock``'s, else ``now``): a notice whose claim another dispatcher has taken over, or
@@ -152,6 +159,7 @@ class Dispatcher:
         result (N7). A result is recorded only where the claim still holds.
         """
         channels = check_senders(senders)
+        self.expire(now)
         token = uuid.uuid4().hex  # this dispatch's claims, told apart from any other's
         handled = []
         for notice in self.store.claim_due(now, lease, limit, token=token):
@@ -162,6 +170,18 @@ class Dispatcher:
             self.store.save_notices([settled], token=token)
             handled.append(settled)
         return handled
+
+    def expire(self, now: datetime) -> list[ReceiptResult]:
+        """Give up waiting for the receipts due by ``now``: each notice counts as ``expired``
+        on its channel and is due again at once for the next one."""
+        return [
+            self.store.receive(
+                Receipt(notice.notice_id, notice.channel, ReceiptStatus.EXPIRED, notice.receipt_by),
+                judge,
+                now,
+            )
+            for notice in self.store.awaiting_receipt(now)
+        ]
 
     def preview(self, now: datetime, limit: int | None = None) -> list[tuple[Notice, bool]]:
         """The notices due at ``now``, each with whether it would be sent (else cancelled as
@@ -221,10 +241,17 @@ class Dispatcher:
         )
 
     def deliver(self, notice: Notice, channels: tuple[Sender, ...], now: datetime) -> Notice:
-        """Try the channels in order; the notice as it stands after the first that accepts,
-        or rescheduled with backoff (or given up) when none does."""
+        """Try the channels in order, but those the notice fell back from; the notice as it
+        stands after the first that accepts, or rescheduled with backoff (or given up) when
+        none does, or ``undelivered`` when every channel was tried."""
+        left = tuple(s for s in channels if s.name not in notice.tried)
+        if not left:
+            return notice._replace(
+                status=NoticeStatus.UNDELIVERED,
+                status_reason=f"undelivered on every channel: {', '.join(notice.tried)}",
+            )
         errors = []
-        for sender in channels:
+        for sender in left:
             try:
                 sender.send(notice)
             except Exception as exc:  # any sender failure is recorded, and the next one tried
@@ -236,6 +263,7 @@ class Dispatcher:
                 channel=sender.name,
                 deliveries=notice.deliveries + 1,
                 last_error="; ".join(errors) or None,
+                receipt_by=now + self.receipt_timeout if self.receipt_timeout else None,
             )
         deliveries = notice.deliveries + 1
         if deliveries >= self.retry.max_deliveries:

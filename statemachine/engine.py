@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from . import operations
 from .clock import Clock, earlier, utc_now
 from .decide import Decider
@@ -27,6 +29,7 @@ from .errors import InvalidDefinition, StoreError
 from .events import Event, Refusal, parse_input
 from .operations import Metrics
 from .precedence import Fold, fold
+from .receipts import Receipt, ReceiptResult, StoredReceipt, check_receipt, judge
 from .records import Debit, Notice, Result, StoredEvent
 from .spec import Spec
 from .stores.base import Item, Stop, StoreAdapter
@@ -51,7 +54,7 @@ class Engine:
         self.spec = spec or Spec.default()
         self.clock = clock
         self.decide = Decider(self.spec, clock)
-        self.dispatcher = Dispatcher(store, retry or RetryPolicy())
+        self.dispatcher = Dispatcher(store, retry or RetryPolicy(), self.spec.receipt_timeout)
         self._execute = store.execute
 
     @property
@@ -247,6 +250,52 @@ class Engine:
         and due, and record them in one write: the replay's way to send exactly the notices
         its clock has passed (N5). Give them in time order."""
         return self.dispatcher.dispatch_notices(wanted, senders)
+
+    # -- receipts (receipts.py) ------------------------------------------------------------
+
+    def record_receipt(
+        self,
+        notice_id: str,
+        channel: str,
+        status: str,
+        at: datetime | str,
+        ref: str | None = None,
+        *,
+        raw: str | None = None,
+        origin: str | None = None,
+    ) -> ReceiptResult:
+        """Record a provider's delivery receipt for a notice sent on ``channel`` (N8).
+
+        ``status`` is ``delivered`` or ``undelivered``; ``at`` when it happened (with a UTC
+        offset). Idempotent, in any order: the verdict is ``applied``, ``duplicate``,
+        ``stale`` or ``rejected`` with its reason, and every receipt is stored, a rejected one
+        with its raw text. Never raises for bad input. An ``undelivered`` receipt makes the
+        notice due again at once for the next channel, with the same notice id.
+
+        >>> engine = Engine.in_memory()
+        >>> result = engine.record_receipt("d-9#1:failed", "sms", "delivered", "2026-03-05T10:00Z")
+        >>> result.verdict.value, result.reason
+        ('rejected', "unknown notice id 'd-9#1:failed'")
+        """
+        receipt, problem = check_receipt(notice_id, channel, status, at, ref)
+        receipt = attrs.evolve(receipt, raw=raw, origin=origin)
+        if problem is not None:
+            return self.store.reject_receipt(receipt, problem)
+        return self.store.receive(receipt, judge, self.clock())
+
+    def reject_receipt(self, reason: str, raw: str, origin: str | None = None) -> ReceiptResult:
+        """Store input that is not a receipt at all, verdict ``rejected``, with its raw text."""
+        return self.store.reject_receipt(Receipt(None, None, None, None, raw=raw, origin=origin),
+                                         reason)  # fmt: skip
+
+    def receipts(self, notice_id: str | None = None) -> list[StoredReceipt]:
+        """Stored receipts with their verdicts (of one notice, or all), in arrival order."""
+        return self.store.receipts(notice_id)
+
+    def expire_receipts(self, now: datetime | None = None) -> list[ReceiptResult]:
+        """Give up the waits for receipts that ended by ``now`` (``dispatch_due`` does this
+        first): each notice counts as ``expired`` on its channel and is due again at once."""
+        return self.dispatcher.expire(self.clock() if now is None else now)
 
     # -- operations (operations.py) --------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Final
 
 from .events import REVERSED, SUCCEEDED
 from .records import CORRECTION, DebitRecord, Notice, NoticeStatus
@@ -42,18 +43,19 @@ def plan(
     if not record.notices:  # the usual case: the first outcome of the debit
         return _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
                            attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
-                           0, None, None, record.version + 1))  # fmt: skip
+                           0, None, None, record.version + 1, (), None))  # fmt: skip
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
     kind = outcome
     if (told is not None and _contradicts(told, attempt, outcome, spec)) or any(
-        n.sent_at is not None for n in _of(record, attempt, outcome)
+        was_told(n) for n in _of(record, attempt, outcome)
     ):
         # What the customer heard last is wrong now, or they heard this outcome before and
         # something else since: only a correction can tell them.
         kind = CORRECTION
     same = _of(record, attempt, kind)
+    # Only a notice no channel ever took may be re-planned: one sent keeps what it said.
     unsent = next((n for n in same if n.sent_at is None), None)
     if unsent is not None:
         return unsent._replace(
@@ -79,10 +81,24 @@ def _of(record: DebitRecord, attempt: int, kind: str) -> list[Notice]:
     return [n for n in record.notices.values() if n.attempt == attempt and n.kind == kind]
 
 
+# A channel took these and no receipt said they failed to arrive: the customer heard them.
+TOLD: Final = frozenset({NoticeStatus.SENT, NoticeStatus.DELIVERED})
+# Notices that speak for the debit: waiting to go out, or heard (N3).
+SPEAKING: Final = frozenset({NoticeStatus.QUEUED, *TOLD})
+
+
+def was_told(notice: Notice) -> bool:
+    """Whether the customer heard the notice: sent (no receipt says otherwise) or delivered.
+
+    An undelivered notice, or one falling back to its next channel, was not heard.
+    """
+    return notice.status in TOLD and notice.sent_at is not None
+
+
 def last_told(notices: Iterable[Notice]) -> Notice | None:
     """The notice the customer received last: what they believe now."""
-    sent = [n for n in notices if n.status is NoticeStatus.SENT and n.sent_at is not None]
-    return max(sent, key=lambda n: (n.sent_at, n.version)) if sent else None
+    told = [n for n in notices if n.status in TOLD and n.sent_at is not None]
+    return max(told, key=lambda n: (n.sent_at, n.version)) if told else None
 
 
 def _contradicts(told: Notice, attempt: int, outcome: str, spec: Spec) -> bool:
@@ -101,5 +117,5 @@ def matches(notice: Notice, record: DebitRecord | None) -> bool:
     return all(
         other.version <= notice.version
         for other in record.notices.values()
-        if other.status in (NoticeStatus.QUEUED, NoticeStatus.SENT)
+        if other.status in SPEAKING
     )

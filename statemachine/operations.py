@@ -22,6 +22,7 @@ import attrs
 from .events import FAILED, REVERSED, SUCCEEDED, Event
 from .notices import last_told, matches
 from .precedence import Verdict, fold
+from .receipts import ReceiptStatus, delivery_rate
 from .records import Debit, Notice, NoticeStatus, Result
 from .spec import Spec
 
@@ -42,6 +43,8 @@ class Metrics:
     unknown_sources: dict[str, int]
     stuck: int = 0
     misinformed: int = 0  # customers whose last notice no longer states the outcome (N6)
+    # channel -> {delivered, undelivered, expired} -> sends, from receipts (N8)
+    deliveries: dict[str, dict[str, int]] = attrs.field(factory=dict)
     succeeded_states: frozenset[str] = frozenset({SUCCEEDED})
     outcome_states: frozenset[str] = frozenset({SUCCEEDED, FAILED, REVERSED})
 
@@ -69,10 +72,35 @@ class Metrics:
 
     @property
     def delivery_rate(self) -> float | None:
-        """Notices sent among notices whose delivery ended (sent or failed)."""
-        sent = self.notices_by_status.get(NoticeStatus.SENT, 0)
-        ended = sent + self.notices_by_status.get(NoticeStatus.FAILED, 0)
-        return sent / ended if ended else None
+        """Sends delivered, from receipts (N8): delivered / (delivered + undelivered +
+        expired) over every channel; a send (a notice on a channel) without a receipt does
+        not count. None while no receipt has come."""
+        total: dict[str, int] = {}
+        for counts in self.deliveries.values():
+            for status, count in counts.items():
+                total[status] = total.get(status, 0) + count
+        return delivery_rate(total)
+
+    @property
+    def delivery_rates(self) -> dict[str, float | None]:
+        """:attr:`delivery_rate` per channel."""
+        return {channel: delivery_rate(counts) for channel, counts in self.deliveries.items()}
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Notices a channel accepted among notices whose dispatch ended: what the providers'
+        APIs answered, which is not delivery (see :attr:`delivery_rate`)."""
+        accepted = sum(self.notices_by_status.get(s, 0) for s in _ACCEPTED)
+        ended = accepted + self.notices_by_status.get(NoticeStatus.FAILED, 0)
+        return accepted / ended if ended else None
+
+    @property
+    def undelivered(self) -> int:
+        """Notices undelivered on every channel tried."""
+        return self.notices_by_status.get(NoticeStatus.UNDELIVERED, 0)
+
+
+_ACCEPTED: Final = (NoticeStatus.SENT, NoticeStatus.DELIVERED, NoticeStatus.UNDELIVERED)
 
 
 def metrics(store: StoreAdapter, spec: Spec, stuck: int) -> Metrics:
@@ -87,6 +115,7 @@ def metrics(store: StoreAdapter, spec: Spec, stuck: int) -> Metrics:
         unknown,
         stuck,
         store.misinformed_count(spec.outcomes),
+        store.deliveries(),
         frozenset({spec.state_after(SUCCEEDED)}),
         spec.outcomes,
     )
@@ -166,6 +195,8 @@ _VALUES: Final = (
     "misinformed",
     "success_rate",
     "delivery_rate",
+    "acceptance_rate",
+    "undelivered",
 )
 
 
@@ -202,10 +233,26 @@ def prometheus_text(metrics: Metrics, prefix: str = "statemachine") -> str:
         gauge("success_rate", "Collected debits among debits with an outcome.").set(
             metrics.success_rate
         )
+    gauge("undelivered", "Notices undelivered on every channel tried.").set(metrics.undelivered)
+    sends = gauge("deliveries", "Sends (a notice on a channel) by receipt outcome.",
+                  ["channel", "outcome"])  # fmt: skip
+    for channel, counts in metrics.deliveries.items():
+        for status in ReceiptStatus:
+            sends.labels(channel, status.value).set(counts.get(status, 0))
+    rates = gauge("channel_delivery_rate", "Delivered sends among sends with a receipt or "
+                  "whose wait expired, per channel.", ["channel"])  # fmt: skip
+    for channel, value in metrics.delivery_rates.items():
+        if value is not None:
+            rates.labels(channel).set(value)
     if metrics.delivery_rate is not None:
-        gauge("delivery_rate", "Sent notices among notices whose delivery ended.").set(
-            metrics.delivery_rate
-        )
+        gauge(
+            "delivery_rate",
+            "Delivered sends among sends with a receipt or whose wait expired (N8).",
+        ).set(metrics.delivery_rate)
+    if metrics.acceptance_rate is not None:
+        gauge(
+            "acceptance_rate", "Notices a channel accepted among those whose dispatch ended."
+        ).set(metrics.acceptance_rate)
     return generate_latest(registry).decode()
 
 

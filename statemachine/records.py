@@ -17,10 +17,14 @@ CORRECTION: Final = "correction"
 
 
 class NoticeStatus(StrEnum):
-    """Where a notice stands: queued, sent, cancelled (superseded) or failed (gave up)."""
+    """Where a notice stands (N8): queued, sent (a channel accepted it), delivered or
+    undelivered (as the provider's receipts said, on every channel tried), cancelled
+    (superseded) or failed (no channel accepted it, and dispatch gave up)."""
 
     QUEUED = "queued"
     SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
     CANCELLED = "cancelled"
     FAILED = "failed"
 
@@ -31,7 +35,8 @@ class Notice(NamedTuple):
     ``kind`` is the outcome it announces, or ``correction`` when it replaces an outcome the
     customer was already told; ``outcome`` is always the outcome it states. A debit's notices
     are a sequence with no cap (``notices.plan``); ``notice_id`` is unique and the senders'
-    idempotency key.
+    idempotency key. ``channel`` is the channel it was last sent on; ``tried`` the channels
+    it fell back from (``receipts.py``).
     """
 
     notice_id: str
@@ -48,6 +53,8 @@ class Notice(NamedTuple):
     last_error: str | None = None
     status_reason: str | None = None
     version: int = 0  # the debit's version whose change planned it: orders notices of one debit
+    tried: tuple[str, ...] = ()  # channels that took it and did not deliver it (N8 fallback)
+    receipt_by: datetime | None = None  # when waiting for the current channel's receipt ends
 
     @property
     def idempotency_key(self) -> str:

@@ -3,10 +3,13 @@
 A scenario is a TOML file (see ``specs/scenarios/``). Each ``[[steps]]`` applies one event
 (``apply = {...}``) on the replay clock (N5) and may check its ``verdict`` and the debit's
 ``state``, or runs a ``dispatch = <time>`` and checks which notices were ``sent`` and
-``cancelled`` (written ``kind@attempt``). ``[expect]`` checks the end: ``state``, ``attempt``,
-``needs_review``, ``review_reason``, ``notices`` (``kind@attempt:status``, every notice)
-and ``told`` (the outcome the customer's last notice states, N6), after the clock has passed
-every settle window and due notices have gone out.
+``cancelled`` (written ``kind@attempt``), or records a delivery receipt (``receipt = {notice
+= "kind@attempt", channel, status, occurred_at}``, N8) and may check its ``verdict``.
+``channels`` names the channels notices go out on, in order (default: one, ``replay``).
+``[expect]`` checks the end: ``state``, ``attempt``, ``needs_review``, ``review_reason``,
+``notices`` (``kind@attempt:status``, every notice) and ``told`` (the outcome the customer's
+last notice states, N6), after the clock has passed every settle window and due notices have
+gone out.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any
 import attrs
 
 from .clock import ManualClock
+from .dispatch import CountingSender
 from .engine import Engine
 from .events import Event, parse_time
-from .notices import last_told
+from .notices import last_told, notice_id
 from .records import Notice
 from .replay import Replay
 from .spec import Spec
@@ -38,6 +42,7 @@ class Scenario:
     steps: tuple[Mapping[str, Any], ...]
     expect: Mapping[str, Any]
     settle_window: timedelta | None
+    channels: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Scenario:
@@ -51,6 +56,7 @@ class Scenario:
             steps=tuple(data.get("steps", ())),
             expect=data.get("expect", {}),
             settle_window=None if window is None else timedelta(seconds=window),
+            channels=tuple(data.get("channels", ())),
         )
 
     def run(self, spec: Spec | None = None, make_engine: EngineFactory | None = None) -> list[str]:
@@ -60,7 +66,7 @@ class Scenario:
             spec = spec.evolve(settle_window=self.settle_window)
         clock = ManualClock()
         engine = (make_engine or _in_memory)(spec, clock)
-        replay = Replay(engine)
+        replay = Replay(engine, [CountingSender(name) for name in self.channels] or None)
         problems: list[str] = []
         for number, step in enumerate(self.steps, 1):
             where = f"step {number}"
@@ -77,8 +83,16 @@ class Scenario:
                     if status in step:
                         got = sorted(_label(n) for n in handled if n.status == status)
                         _check(problems, where, status, sorted(step[status]), got)
+            elif "receipt" in step:
+                fields = dict(step["receipt"])
+                kind, _, attempt = str(fields.pop("notice", "")).partition("@")
+                fields["notice_id"] = notice_id(self.debit_id, int(attempt or 1), kind)
+                fields["at"] = fields.pop("occurred_at", None)
+                receipt = replay.receipt(fields)
+                where += f" (receipt {fields.get('status')} on {fields.get('channel')})"
+                _check(problems, where, "verdict", step.get("verdict"), str(receipt.verdict))
             else:
-                problems.append(f"{where}: needs `apply` or `dispatch`")
+                problems.append(f"{where}: needs `apply`, `dispatch` or `receipt`")
         replay.finish()
         debit = engine.get(self.debit_id)
         if debit is None:

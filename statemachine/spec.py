@@ -42,6 +42,7 @@ _TOP_LEVEL: Final = frozenset(
         "states",
         "outcomes",
         "settle_window_seconds",
+        "receipt_timeout_seconds",
         "unknown_source",
         "authorities",
         "transitions",
@@ -87,6 +88,9 @@ class Spec:
     unknown_source: str
     transitions: tuple[Edge, ...]
     origin: str = "<dict>"
+    # N8: how long a sent notice waits for a delivery receipt before it falls back to the
+    # next channel; zero: it does not wait (without a receipt it stays sent).
+    receipt_timeout: timedelta = timedelta(0)
     edges: Mapping[tuple[str, str], Edge] = attrs.field(init=False)
     after: Mapping[str, str] = attrs.field(init=False)
     machine: GraphMachine = attrs.field(init=False, repr=False)
@@ -167,6 +171,9 @@ class Spec:
         window = data.get("settle_window_seconds", 900)
         if isinstance(window, bool) or not isinstance(window, int | float) or window < 0:
             raise fail(f"`settle_window_seconds` must be a number >= 0, got {window!r}")
+        timeout = data.get("receipt_timeout_seconds", 0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise fail(f"`receipt_timeout_seconds` must be a number >= 0, got {timeout!r}")
         authorities = data.get("authorities")
         if not isinstance(authorities, Mapping) or not authorities:
             raise fail("`authorities` must map source names to integer levels")
@@ -198,6 +205,7 @@ class Spec:
             unknown_source=unknown_source,
             transitions=edges,
             origin=origin,
+            receipt_timeout=timedelta(seconds=timeout),
         )
 
     def evolve(self, **changes: Any) -> Spec:

@@ -168,3 +168,19 @@ def target(store_kind: str, tmp_path: Path) -> Iterator[Target]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield Target("postgres", f"{PG_DSN}?schema={schema}", schema)
     Target("postgres", PG_DSN, schema).execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def undo_schema_4(target: Target) -> None:
+    """Take a fresh store back to schema 3: no receipts, no fallback columns (N8)."""
+    target.execute("DROP TABLE receipts")
+    target.execute("DROP INDEX notices_awaiting_receipt")
+    target.execute("ALTER TABLE notices DROP COLUMN tried")
+    target.execute("ALTER TABLE notices DROP COLUMN receipt_by")
+    target.execute("UPDATE statemachine_meta SET value = '3' WHERE key = 'schema_version'")
+
+
+def undo_schema_3(target: Target) -> None:
+    """Take a fresh store back to schema 2: no claim tokens (N7)."""
+    undo_schema_4(target)
+    target.execute("ALTER TABLE notices DROP COLUMN claimed_by")
+    target.execute("UPDATE statemachine_meta SET value = '2' WHERE key = 'schema_version'")

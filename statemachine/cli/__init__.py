@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .book import show, stats, verify
-from .notices import dispatch
+from .notices import dispatch, receipts
 from .replay import diff, import_, replay
 from .specs import diagram, scenarios
 
@@ -24,5 +24,5 @@ def main() -> None:
     """
 
 
-for command in (replay, import_, diff, show, stats, dispatch, verify, diagram, scenarios):
+for command in (replay, import_, diff, show, stats, dispatch, receipts, verify, diagram, scenarios):
     main.add_command(command)

@@ -11,6 +11,7 @@ from ..operations import check_alerts, prometheus_text
 from .options import (
     Duration,
     db_option,
+    delivery,
     load_spec,
     open_engine,
     pairs,
@@ -81,7 +82,8 @@ def stats(db: str, spec_path: Path | None, stuck_after: timedelta, prometheus: b
         click.echo(f"debits by state     {pairs(metrics.debits_by_state)}")
         click.echo(f"notices by status   {pairs(metrics.notices_by_status)}")
         click.echo(f"success rate        {rate(metrics.success_rate)}")
-        click.echo(f"delivery rate       {rate(metrics.delivery_rate)}")
+        click.echo(f"delivery rate       {delivery(metrics)}")
+        click.echo(f"acceptance rate     {rate(metrics.acceptance_rate)}")
         click.echo(f"conflicts           {metrics.conflicts}")
         click.echo(f"needs review        {metrics.needs_review}")
         click.echo(f"misinformed         {metrics.misinformed}")

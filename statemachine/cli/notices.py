@@ -1,19 +1,26 @@
-"""Commands that deliver notices: ``dispatch``."""
+"""Commands that deliver notices: ``dispatch``, and ``receipts`` for what providers said."""
 
 from __future__ import annotations
 
 import importlib
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
+import orjson
 
 from ..dispatch import Sender
+from ..engine import Engine
+from ..receipts import ReceiptResult, receipt_fields
 from ..records import Notice
+from ..replay import LogUnreadable, read_log
 from .options import (
     db_option,
+    delivery,
     load_spec,
     open_engine,
+    pairs,
     spec_option,
 )
 
@@ -96,3 +103,59 @@ def _load_sender(path: str) -> Sender:
         raise click.BadParameter(f"cannot load {path!r} ({exc}); expected MODULE:FACTORY") from None
     sender: Sender = factory()
     return sender
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@db_option()
+@spec_option
+def receipts(files: tuple[str, ...], db: str, spec_path: Path | None) -> None:
+    """Record providers' delivery receipts (JSON lines) and print the delivery rate.
+
+    \b
+    Each line is one receipt:
+      {"notice_id": "loan-42/2026-03#1:succeeded", "channel": "sms",
+       "status": "delivered", "occurred_at": "2026-03-05T10:00:09+08:00", "ref": "SMS-1"}
+
+    status is delivered or undelivered. Receipts may come late, twice or out of order: each
+    gets a verdict (applied, duplicate, stale, rejected) and is stored, a bad line with its
+    text; bad and rejected lines are listed on standard error with file and line. An
+    undelivered receipt makes its notice due again for the next channel, which `statemachine
+    dispatch` then sends. The database must exist.
+
+    \b
+    Example:
+        statemachine receipts sms-receipts.jsonl push-receipts.jsonl --db march.sqlite
+    """
+    for name in files:  # before the database is opened
+        if name != "-" and not Path(name).is_file():
+            why = "is a directory" if Path(name).is_dir() else "no such file"
+            raise click.ClickException(f"cannot read {name}: {why}")
+    verdicts: Counter[str] = Counter()
+    with open_engine(db, load_spec(spec_path), create=False) as engine:
+        try:
+            for origin, line in read_log(files):
+                result = _receipt(engine, origin, line)
+                verdicts[result.verdict.value] += 1
+                if result.verdict == "rejected":
+                    click.echo(f"{origin}: rejected: {result.reason}", err=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from None
+        except LogUnreadable as exc:
+            raise click.ClickException(f"{exc}; the receipts before it are stored") from None
+        metrics = engine.metrics()
+    click.echo(f"receipts by verdict {pairs(dict(verdicts))} (this run)")
+    click.echo(f"delivery rate       {delivery(metrics)}")
+
+
+def _receipt(engine: Engine, origin: str, line: bytes) -> ReceiptResult:
+    """One JSON line recorded as a receipt, or stored as rejected saying why."""
+    text = line.decode("utf-8", "backslashreplace")
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return engine.reject_receipt(f"line: expected a JSON object, got {exc}", text, origin)
+    fields, problem = receipt_fields(data)
+    if problem is not None:
+        return engine.reject_receipt(problem, text, origin)
+    return engine.record_receipt(**fields, raw=text, origin=origin)

@@ -13,6 +13,7 @@ import click
 from ..clock import Clock, utc_now
 from ..engine import Engine
 from ..errors import SpecError, StoreError
+from ..operations import Metrics
 from ..spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -127,3 +128,13 @@ def pairs(counts: dict[str, int]) -> str:
 
 def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
+
+
+def delivery(metrics: Metrics) -> str:
+    """The delivery rate from receipts, overall then per channel with its counts (N8)."""
+    parts = [f"{rate(metrics.delivery_rate)} overall"]
+    for channel, counts in sorted(metrics.deliveries.items()):
+        delivered = counts.get("delivered", 0)
+        ended = sum(counts.values())
+        parts.append(f"{channel} {rate(metrics.delivery_rates[channel])} ({delivered} of {ended})")
+    return ", ".join(parts)

@@ -14,6 +14,7 @@ import orjson
 from tqdm import tqdm
 
 from ..clock import ManualClock
+from ..dispatch import CountingSender
 from ..engine import Engine
 from ..importers import (
     FORMATS,
@@ -60,6 +61,9 @@ from .options import (
               default="events", show_default=True,
               help="events: JSONL or CSV in the event format; else a payment format, imported "
                    "whole before anything is replayed (see `statemachine import`).")  # fmt: skip
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="A channel notices are sent on, in order (counted, nothing is sent); "
+                   "name the channels the log's receipt lines name. Default: one, `replay`.")  # fmt: skip
 @import_options
 def replay(
     logs: tuple[str, ...],
@@ -72,6 +76,7 @@ def replay(
     format_: str,
     mapping: Path | None,
     timezone: tzinfo,
+    channels: tuple[str, ...],
 ) -> None:
     """Replay event logs on event time and print a summary.
 
@@ -80,6 +85,11 @@ def replay(
     no customer is contacted. Bad lines are stored as invalid, with file and line, and
     counted. Replaying again into the same --db changes nothing: a rerun skips the lines of
     each file the database already holds (an interrupted run resumes).
+
+    Lines {"type": "receipt", "notice_id", "channel", "status", "occurred_at", "ref"} are
+    providers' delivery receipts, applied in order on their time (as `statemachine receipts`
+    does): the summary then shows the delivery rate per channel. Name the channels with
+    --channel, in the order notices were sent on them.
 
     With --format, a line on standard error says how many events the files gave and what was
     read and skipped, as with `statemachine import`; files that give no event at all exit 1
@@ -90,6 +100,7 @@ def replay(
         statemachine replay specs/examples/car-loans-month.jsonl --db march.sqlite
         statemachine replay march.csv.gz --strict --report march.json --html march.html
         statemachine replay --format nacha returns-*.ach --db march.sqlite
+        statemachine replay march.jsonl receipts.jsonl --channel sms --channel push
     """
     spec = load_spec(spec_path)
     progress = _progress if sys.stderr.isatty() else None
@@ -114,8 +125,11 @@ def replay(
                        err=True)  # fmt: skip
         engine = open_engine(db, spec, clock=ManualClock())
         stack.callback(engine.close)
+        senders = [CountingSender(name) for name in channels] or None
         feeder: Replay | BatchedReplay = (
-            Replay(engine) if batch_size == 1 else BatchedReplay(engine, batch_size=batch_size)
+            Replay(engine, senders)
+            if batch_size == 1
+            else BatchedReplay(engine, senders, batch_size=batch_size)
         )
         summary = _replay(feeder, logs, records, strict, progress)
     click.echo(summary.render())

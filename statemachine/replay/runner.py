@@ -6,8 +6,9 @@ the engine would have sent. Replay sends through a counting sender unless told o
 
 Two runners over one engine: :class:`Replay` applies event by event, :class:`BatchedReplay`
 in transactions of many events that dispatch exactly as event by event would. Both take
-events through ``feed`` and refused input through ``refuse``; with ``strict`` the first
-refused line (a reused event_id included) is stored and stops the run.
+events through ``feed``, refused input through ``refuse`` and delivery receipts (N8) through
+``receipt``, each on its own time; with ``strict`` the first refused line (a reused event_id
+included) is stored and stops the run.
 
 >>> from statemachine import Engine, Event, ManualClock
 >>> replay = Replay(Engine.in_memory(clock=ManualClock()))
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,14 +31,16 @@ from typing import Any, Final
 from ..clock import DAWN, ManualClock
 from ..dispatch import CountingSender, Sender
 from ..engine import Engine
-from ..errors import InvalidDefinition, StateMachineError
-from ..events import CREATED, SUBMITTED, Event, Refusal, parse_input
+from ..errors import InvalidDefinition, InvalidEvent, StateMachineError
+from ..events import CREATED, SUBMITTED, Event, Refusal, parse_input, parse_time
 from ..precedence import Verdict
+from ..receipts import ReceiptResult
 from ..records import Notice, NoticeStatus, Result
 
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 DISPATCH_CHUNK: Final = 1000  # notices dispatched (and their debits read) at a time
 LEGACY_NOTICE: Final = "notice_sent"
+RECEIPT: Final = "receipt"  # a log line that is a provider's delivery receipt (N8)
 RECENT: Final = 1000  # notices a replay keeps at hand in ``dispatched``
 
 
@@ -70,7 +73,33 @@ class _Run:
         self.dispatched: deque[Notice] = deque(maxlen=RECENT)
         self.invalid: deque[str] = deque(maxlen=RECENT)
         self.verdicts: Counter[str] = Counter()  # this run's arrivals by verdict
+        self.receipt_verdicts: Counter[str] = Counter()  # this run's receipts by verdict
         self.resumed = 0  # lines an interrupted run had stored, skipped by this one
+
+    def _record(
+        self, fields: Mapping[str, Any], raw: str | None, origin: str | None
+    ) -> ReceiptResult:
+        result = self.engine.record_receipt(**fields, raw=raw, origin=origin)
+        self.receipt_verdicts[result.verdict.value] += 1
+        if result.verdict == "rejected":
+            self.invalid.append(f"{origin}: {result.reason}")
+        return result
+
+    def _drain(self, dispatch: Callable[[], list[Notice]]) -> list[Notice]:
+        """Move the clock past every due time and every wait for a receipt, dispatching each
+        time, until nothing is left to wait for (each round may fall back a channel)."""
+        handled: list[Notice] = []
+        store = self.engine.store
+        for _ in range(self.engine.retry.max_deliveries + len(self.senders) + 1):
+            ends = [due for _, _, due in store.queued(DAWN, NEVER)]
+            wait = store.next_receipt_by()
+            if wait is not None:
+                ends.append(wait)
+            if not ends:
+                break
+            self.clock.advance_to(max(ends))
+            handled.extend(dispatch())
+        return handled
 
 
 class Replay(_Run):
@@ -118,16 +147,27 @@ class Replay(_Run):
         self.dispatched.extend(handled)
         return handled
 
+    def receipt(
+        self, fields: Mapping[str, Any], raw: str | None = None, origin: str | None = None
+    ) -> ReceiptResult:
+        """Move the clock to the receipt's time (dispatching what it passes), then record it.
+        ``fields`` are :meth:`Engine.record_receipt`'s (``receipts.receipt_fields``)."""
+        self.skip_receipt(fields)
+        self.resumed -= 1
+        return self._record(fields, raw, origin)
+
+    def skip_receipt(self, fields: Mapping[str, Any]) -> None:
+        """A receipt line an interrupted run already stored: only the clock moves."""
+        self.resumed += 1
+        at = _time_of(fields)
+        if at is not None and at > self.clock.now:
+            self.clock.advance_to(at)
+            self.dispatch()
+
     def finish(self) -> list[Notice]:
-        """Move the clock past every pending due time (settle windows, retries) and dispatch."""
-        handled: list[Notice] = []
-        for _ in range(self.engine.retry.max_deliveries + 1):
-            queued = self.engine.store.queued(DAWN, NEVER)
-            if not queued:
-                break
-            self.clock.advance_to(max(due for _, _, due in queued))
-            handled.extend(self.dispatch())
-        return handled
+        """Move the clock past every pending due time (settle windows, retries) and every wait
+        for a receipt, and dispatch."""
+        return self._drain(self.dispatch)
 
     def close(self, error: BaseException | None = None) -> None:
         """End the replay: every event is already committed on its own."""
@@ -179,13 +219,20 @@ class BatchedReplay(_Run):
         self._next: datetime | None = None  # earliest queued due time after it; None: ask
         self._crossed: dict[str, list[tuple[str, datetime]]] = {}  # debit -> (notice, when)
         self._crossed_ids: set[str] = set()
+        # Waits for receipts end at clock advances: then every advance is written at once,
+        # so a notice expires and falls back at the advance it would event by event.
+        self._each_advance = bool(engine.spec.receipt_timeout)
 
     def feed(self, event: Event, raw: str | None = None, origin: str | None = None) -> None:
         """Queue one event; the batch is written when full or when N5 needs its state."""
         debit_id = event.debit_id
         self._advance(event)
         seen = self._touched.get(debit_id)
-        if debit_id in self._crossed or (seen is not None and seen < len(self._advances)):
+        if (
+            debit_id in self._crossed
+            or (seen is not None and seen < len(self._advances))
+            or (self._each_advance and self._advances)
+        ):
             self.flush()
         if event.type not in (CREATED, SUBMITTED):
             self._touched[debit_id] = len(self._advances)
@@ -201,10 +248,36 @@ class BatchedReplay(_Run):
         self._advance(event)
 
     def _advance(self, event: Event) -> None:
-        if event.occurred_at > self.clock.now:
-            self.clock.advance_to(event.occurred_at)
+        self._advance_to(event.occurred_at)
+
+    def skip_receipt(self, fields: Mapping[str, Any]) -> None:
+        """A receipt line an interrupted run already stored: only the clock moves."""
+        self.resumed += 1
+        at = _time_of(fields)
+        if at is not None:
+            self._advance_to(at)
+
+    def _advance_to(self, moment: datetime) -> None:
+        if moment > self.clock.now:
+            self.clock.advance_to(moment)
             self._advances.append((len(self._batch), self.clock.now))
             self._cross(self.clock.now)
+
+    def receipt(
+        self, fields: Mapping[str, Any], raw: str | None = None, origin: str | None = None
+    ) -> ReceiptResult:
+        """Record a receipt on its time, after the batch before it and the notices its clock
+        advance crosses, as :class:`Replay` would."""
+        self.flush()
+        at = _time_of(fields)
+        if at is not None:
+            self._advance_to(at)
+            self.flush()
+        self._begin()
+        result = self._record(fields, raw, origin)
+        if result.applied and result.notice is not None:
+            self._expect(result.notice.due_at)  # a fallback goes out at the next advance
+        return result
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
         """Store input that is not an event, with verdict ``invalid``, after the batch before it
@@ -244,7 +317,7 @@ class BatchedReplay(_Run):
         """Write the batch, then dispatch what its clock advances crossed, in time order."""
         batch, advances = self._batch, self._advances
         self._batch, self._advances, self._touched = [], [], {}
-        if batch or self._crossed:
+        if batch or self._crossed or self._each_advance:
             self._begin()
         self._uncommitted += len(batch)
         if batch:
@@ -265,6 +338,12 @@ class BatchedReplay(_Run):
                     self._expect(notice.due_at)
                 else:  # a re-planned notice comes twice; dispatch skips the version not due
                     self._crossed.setdefault(notice.debit_id, []).append((notice.notice_id, when))
+        if self._each_advance:  # as dispatch_due: waits that ended fall back first
+            now = self.clock.now
+            for expired in self.engine.expire_receipts(now):
+                notice = expired.notice
+                if notice is not None and notice.status is NoticeStatus.QUEUED:
+                    self._crossed.setdefault(notice.debit_id, []).append((notice.notice_id, now))
         crossed, self._crossed, self._crossed_ids = self._crossed, {}, set()
         due = sorted(
             ((debit_id, notice_id, when) for debit_id, pairs in crossed.items()
@@ -296,7 +375,15 @@ class BatchedReplay(_Run):
                 )
                 self.dispatched.extend(done)
                 handled.extend(done)
+        if self.engine.store.next_receipt_by() is not None:
+            self._begin()
+            handled.extend(self._drain(self._dispatch_due))
         self.commit()
+        return handled
+
+    def _dispatch_due(self) -> list[Notice]:
+        handled = self.engine.dispatch_due(self.senders, now=self.clock.now)
+        self.dispatched.extend(handled)
         return handled
 
     def _stop(self, result: Result) -> bool:
@@ -318,6 +405,14 @@ class BatchedReplay(_Run):
     def _expect(self, due: datetime) -> None:
         if self._next is not None and due < self._next:
             self._next = due
+
+
+def _time_of(fields: Mapping[str, Any]) -> datetime | None:
+    """A receipt's time, if it has a usable one (else it is rejected, and the clock stays)."""
+    try:
+        return parse_time(fields.get("at"), "occurred_at")
+    except InvalidEvent:
+        return None
 
 
 def _first_advance(

@@ -17,9 +17,10 @@ import attrs
 
 from ..engine import Engine
 from ..events import FAILED, MAX_ATTEMPT, Refusal, parse_input
+from ..receipts import delivery_rate, receipt_fields
 from ..records import NoticeStatus
 from .logs import read_records
-from .runner import LEGACY_NOTICE, BatchedReplay, Replay
+from .runner import LEGACY_NOTICE, RECEIPT, BatchedReplay, Replay
 
 
 @attrs.define
@@ -39,6 +40,9 @@ class ReplaySummary:
     engine_failed_but_succeeded: list[str] = attrs.field(factory=list)
     stuck: list[str] = attrs.field(factory=list)
     misinformed: int = 0  # customers whose last notice no longer states the outcome (N6)
+    run_receipts: Counter[str] = attrs.field(factory=Counter)  # this run's receipts by verdict
+    # channel -> {delivered, undelivered, expired} -> sends, from receipts (N8)
+    deliveries: dict[str, dict[str, int]] = attrs.field(factory=dict)
     # Notices cancelled because the state had moved on, by the day they were due: each is a
     # message a notifier without the re-check would have sent.
     prevented: Counter[str] = attrs.field(factory=Counter)
@@ -59,6 +63,14 @@ class ReplaySummary:
             "needs_review": self.needs_review,
             "stuck": self.stuck,
             "misinformed": self.misinformed,
+            "this_run_receipts_by_verdict": dict(sorted(self.run_receipts.items())),
+            "deliveries_by_channel": {
+                c: dict(sorted(n.items())) for c, n in sorted(self.deliveries.items())
+            },
+            "delivery_rate": {
+                "overall": self.delivery_rate(),
+                **{c: delivery_rate(n) for c, n in sorted(self.deliveries.items())},
+            },
             "unknown_sources": self.unknown_sources,
             "invalid": self.invalid,
             "superseded_notices_by_day": dict(sorted(self.prevented.items())),
@@ -85,6 +97,10 @@ class ReplaySummary:
             f"needs review        {len(self.needs_review)} {' '.join(self.needs_review[:5])}"
         )
         rows.append(f"misinformed         {self.misinformed}")
+        if self.run_receipts:
+            rows.append("receipts by verdict " + _pairs(self.run_receipts) + " (this run)")
+        if self.deliveries:
+            rows.append("delivery rate       " + self.delivery_text())
         if self.unknown_sources:
             rows.append("unknown sources     " + _pairs(Counter(self.unknown_sources)))
         rows.append(
@@ -96,6 +112,21 @@ class ReplaySummary:
         for line in self.invalid[:5]:
             rows.append(f"invalid             {line}")
         return "\n".join(rows)
+
+    def delivery_rate(self) -> float | None:
+        """Delivered sends among sends with a receipt or an expired wait, every channel."""
+        total: Counter[str] = Counter()
+        for counts in self.deliveries.values():
+            total.update(counts)
+        return delivery_rate(dict(total))
+
+    def delivery_text(self) -> str:
+        """The delivery rate overall, then per channel with its counts."""
+        parts = [f"{_percent(self.delivery_rate())} overall"]
+        for channel, counts in sorted(self.deliveries.items()):
+            delivered, ended = counts.get("delivered", 0), sum(counts.values())
+            parts.append(f"{channel} {_percent(delivery_rate(counts))} ({delivered} of {ended})")
+        return ", ".join(parts)
 
 
 def replay_logs(
@@ -145,6 +176,13 @@ def replay_records(
                     if data.get("notice") == FAILED:
                         legacy.add(str(data.get("debit_id")), data.get("attempt"))
                     continue
+                if isinstance(data, dict) and data.get("type") == RECEIPT:
+                    fields, _ = receipt_fields(data)  # a dict: its fields are judged on record
+                    if stored is not None and stored.holds(origin):
+                        replay.skip_receipt(fields)
+                    else:
+                        replay.receipt(fields, line.decode("utf-8", "backslashreplace"), origin)
+                    continue
                 outcome, text = parse_input(
                     line, data if isinstance(data, dict | Refusal) else None
                 )
@@ -163,6 +201,7 @@ def replay_records(
             raise
         summary.invalid = list(replay.invalid)
         summary.run_verdicts.update(replay.verdicts)
+        summary.run_receipts.update(replay.receipt_verdicts)
         summary.resumed = replay.resumed
         _summarise(summary, replay.engine, replay.clock.now, legacy)
     return summary
@@ -202,6 +241,7 @@ def _summarise(
     summary.states.update(metrics.debits_by_state)
     summary.unknown_sources = metrics.unknown_sources
     summary.misinformed = metrics.misinformed
+    summary.deliveries = metrics.deliveries
     for kind, status, day, count in store.notice_tally():
         summary.notices[(kind, status)] += count
         if status == NoticeStatus.CANCELLED:
@@ -257,6 +297,10 @@ class _LegacyNotices:
     def close(self) -> None:
         self._db.close()
         os.unlink(self._path)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _pairs(counter: Counter[str]) -> str:

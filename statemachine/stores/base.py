@@ -1,8 +1,8 @@
 """The store interface, split by who needs it. The engine decides; a store reads, and writes
 each decision atomically.
 
-An adapter implements :class:`Store` (the write path and the reads the engine needs) and
-:class:`Outbox` (dispatch claims). :class:`Reports` (what operations and the replay summary ask)
+An adapter implements :class:`Store` (the write path and the reads the engine needs),
+:class:`Outbox` (dispatch claims) and :class:`Receipts` (delivery receipts, N8). :class:`Reports` (what operations and the replay summary ask)
 comes for free from :class:`DerivedReports`, which answers it from the two; an SQL store
 overrides it with queries.
 """
@@ -19,8 +19,9 @@ import attrs
 
 from ..decide import Decide, Decision
 from ..events import Event
-from ..notices import last_told, matches
-from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
+from ..notices import last_told, matches, was_told
+from ..receipts import RANK, Judge, Receipt, ReceiptResult, ReceiptStatus, StoredReceipt
+from ..records import DebitRecord, Notice, Result, StoredEvent
 
 __all__ = [
     "Decide",
@@ -28,6 +29,7 @@ __all__ = [
     "DerivedReports",
     "Item",
     "Outbox",
+    "Receipts",
     "Reports",
     "Store",
     "StoreAdapter",
@@ -139,6 +141,31 @@ class Outbox(Protocol):
         ...
 
 
+class Receipts(Protocol):
+    """Delivery receipts (N8): each one stored with its verdict, and the notice it moves."""
+
+    def receive(self, receipt: Receipt, judge: Judge, now: datetime) -> ReceiptResult:
+        """Judge a well-formed receipt against its notice and what applied receipts said of
+        the same send, then store it and the changed notice in one transaction."""
+        ...
+
+    def reject_receipt(self, receipt: Receipt, reason: str) -> ReceiptResult:
+        """Store input that is not a usable receipt, verdict ``rejected``, with its raw text."""
+        ...
+
+    def receipts(self, notice_id: str | None = None) -> list[StoredReceipt]:
+        """Stored receipts (of one notice, or all), in arrival order."""
+        ...
+
+    def awaiting_receipt(self, now: datetime) -> list[Notice]:
+        """Sent notices whose wait for a receipt ended by ``now``, earliest first."""
+        ...
+
+    def next_receipt_by(self) -> datetime | None:
+        """The earliest end of a wait for a receipt, or None when no notice waits."""
+        ...
+
+
 class Reports(Protocol):
     """Aggregates for operations and the replay summary; see :class:`DerivedReports`."""
 
@@ -176,8 +203,13 @@ class Reports(Protocol):
         outcome (N6): it names another state or attempt, or a newer notice has replaced it."""
         ...
 
+    def deliveries(self) -> dict[str, dict[str, int]]:
+        """``channel -> {delivered, undelivered, expired} -> sends``: each send (a notice on a
+        channel) counted once, by the best its applied receipts said (N8)."""
+        ...
 
-class StoreAdapter(Store, Outbox, Reports, Protocol):
+
+class StoreAdapter(Store, Outbox, Receipts, Reports, Protocol):
     """Everything the engine, dispatch and operations use: what an adapter provides."""
 
 
@@ -192,6 +224,9 @@ class DerivedReports:
         raise NotImplementedError
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
+        raise NotImplementedError
+
+    def receipts(self, notice_id: str | None = None) -> list[StoredReceipt]:
         raise NotImplementedError
 
     def last_origin(self, prefix: str) -> str | None:
@@ -256,6 +291,21 @@ class DerivedReports:
                 count += 1
         return count
 
+    def deliveries(self) -> dict[str, dict[str, int]]:
+        sends: dict[tuple[str, str], str] = {}
+        for stored in self.receipts():
+            if stored.verdict != "applied":
+                continue
+            receipt = stored.receipt
+            key = (receipt.notice_id or "", receipt.channel or "")
+            said = ReceiptStatus(str(receipt.status))
+            if key not in sends or RANK[said] > RANK[ReceiptStatus(sends[key])]:
+                sends[key] = said.value
+        found: dict[str, Counter[str]] = {}
+        for (_, channel), outcome in sends.items():
+            found.setdefault(channel, Counter())[outcome] += 1
+        return {channel: dict(counts) for channel, counts in found.items()}
+
     def told(self, outcome: str, states: Iterable[str]) -> list[str]:
         wanted = set(states)
         return sorted(
@@ -263,9 +313,7 @@ class DerivedReports:
             for record in self._records()
             if record.state in wanted
             and any(
-                n.status is NoticeStatus.SENT
-                and n.outcome == outcome
-                and n.attempt == record.attempt
+                was_told(n) and n.outcome == outcome and n.attempt == record.attempt
                 for n in record.notices.values()
             )
         )

@@ -14,6 +14,14 @@ from datetime import datetime, timedelta
 from ..decide import Decide
 from ..events import Event
 from ..precedence import Verdict
+from ..receipts import (
+    Judge,
+    Receipt,
+    ReceiptResult,
+    ReceiptVerdict,
+    StoredReceipt,
+    best,
+)
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 from .base import DerivedReports, Item, Stop
 
@@ -32,6 +40,9 @@ class MemoryStore(DerivedReports):
         # notice_id -> (the claiming dispatcher's token, end of its lease, debit_id)
         self._claims: dict[str, tuple[str, datetime, str]] = {}
         self._seq = 0
+        self._receipts: list[StoredReceipt] = []
+        self._sends: dict[tuple[str, str], list[str]] = {}  # (notice, channel) -> applied
+        self._waits: list[tuple[datetime, str, str]] = []  # (receipt_by, notice_id, debit_id)
 
     # -- the write path --------------------------------------------------------------------
 
@@ -182,9 +193,68 @@ class MemoryStore(DerivedReports):
                 if claim is None or claim[0] != token:
                     continue  # taken over: the record is the new holder's to write
             self._claims.pop(notice.notice_id, None)
-            self._debits[notice.debit_id].notices[notice.notice_id] = notice
-            if notice.status is NoticeStatus.QUEUED:
-                heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+            self._put(notice)
+
+    def _put(self, notice: Notice) -> None:
+        self._debits[notice.debit_id].notices[notice.notice_id] = notice
+        if notice.status is NoticeStatus.QUEUED:
+            heapq.heappush(self._due, (notice.due_at, notice.notice_id, notice.debit_id))
+        elif notice.status is NoticeStatus.SENT and notice.receipt_by is not None:
+            heapq.heappush(self._waits, (notice.receipt_by, notice.notice_id, notice.debit_id))
+
+    # -- receipts --------------------------------------------------------------------------
+
+    def receive(self, receipt: Receipt, judge: Judge, now: datetime) -> ReceiptResult:
+        notice = self._notice(receipt.notice_id)
+        send = (receipt.notice_id or "", receipt.channel or "")
+        verdict, reason, changed = judge(receipt, notice, best(self._sends.get(send, [])), now)
+        self._keep(receipt, verdict, reason)
+        if verdict is ReceiptVerdict.APPLIED:
+            self._sends.setdefault(send, []).append(str(receipt.status))
+        if changed is not None:
+            self._put(changed)
+        return ReceiptResult(verdict, reason, receipt, changed or notice)
+
+    def reject_receipt(self, receipt: Receipt, reason: str) -> ReceiptResult:
+        self._keep(receipt, ReceiptVerdict.REJECTED, reason)
+        return ReceiptResult(ReceiptVerdict.REJECTED, reason, receipt)
+
+    def _keep(self, receipt: Receipt, verdict: ReceiptVerdict, reason: str) -> None:
+        self._seq += 1
+        self._receipts.append(StoredReceipt(self._seq, receipt, verdict, reason))
+
+    def _notice(self, notice_id: str | None) -> Notice | None:
+        # A notice id begins with its debit's id (notices.notice_id): no index needed.
+        record = self._debits.get((notice_id or "").rpartition("#")[0])
+        return record.notices.get(notice_id or "") if record is not None else None
+
+    def receipts(self, notice_id: str | None = None) -> list[StoredReceipt]:
+        return [r for r in self._receipts if notice_id is None or r.receipt.notice_id == notice_id]
+
+    def awaiting_receipt(self, now: datetime) -> list[Notice]:
+        found, keep = [], []
+        while self._waits and self._waits[0][0] <= now:
+            entry = heapq.heappop(self._waits)
+            notice = self._waiting(entry)
+            if notice is not None:
+                found.append(notice)
+                keep.append(entry)  # until the caller changes it: then it is passed over
+        for entry in keep:
+            heapq.heappush(self._waits, entry)
+        return found
+
+    def next_receipt_by(self) -> datetime | None:
+        while self._waits and self._waiting(self._waits[0]) is None:
+            heapq.heappop(self._waits)
+        return self._waits[0][0] if self._waits else None
+
+    def _waiting(self, entry: tuple[datetime, str, str]) -> Notice | None:
+        """The notice of a wait entry if it still waits then (the heap keeps old entries)."""
+        until, notice_id, debit_id = entry
+        notice = self._debits[debit_id].notices.get(notice_id)
+        if notice is None or notice.status is not NoticeStatus.SENT or notice.receipt_by != until:
+            return None
+        return notice
 
     def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         found = [

@@ -26,7 +26,7 @@ from ..spec import Spec
 from .queries import Queries, pyformat
 from .sql import SQLStore
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 T = TypeVar("T")
 _RETRIES: Final = 8
 
@@ -82,8 +82,20 @@ CREATE INDEX notices_by_debit ON notices (debit_id, attempt, kind);
 """
 # N7: the token of the dispatcher holding a claim, beside claimed_until.
 SCHEMA_3: Final = "ALTER TABLE notices ADD COLUMN claimed_by text;"
+# N8, receipts: the channels a notice fell back from (a JSON list), the end of its wait for a
+# receipt, and every receipt as received with its verdict. Additive only.
+SCHEMA_4: Final = """
+ALTER TABLE notices ADD COLUMN tried text;
+ALTER TABLE notices ADD COLUMN receipt_by timestamptz;
+CREATE INDEX notices_awaiting_receipt ON notices (receipt_by) WHERE status = 'sent';
+CREATE TABLE receipts (
+    seq bigserial PRIMARY KEY, notice_id text, channel text, status text,
+    occurred_at timestamptz, ref text, verdict text NOT NULL, reason text NOT NULL,
+    raw text, origin text);
+CREATE INDEX receipts_by_send ON receipts (notice_id, channel);
+"""
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2, SCHEMA_3]
+MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2, SCHEMA_3, SCHEMA_4]
 
 
 class _Retry(StoreError):

@@ -53,13 +53,13 @@ class Queries:
     # A re-planned notice keeps its claim: a dispatcher may be sending it right now.
     upsert_notice: ClassVar[str] = (
         "INSERT INTO notices (notice_id, debit_id, attempt, kind, outcome, status,"
-        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " due_at, created_at, sent_at, channel, deliveries, last_error, status_reason, version,"
+        " tried, receipt_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (notice_id) DO UPDATE SET outcome = excluded.outcome,"
         " status = excluded.status, due_at = excluded.due_at, sent_at = excluded.sent_at,"
         " channel = excluded.channel, deliveries = excluded.deliveries,"
         " last_error = excluded.last_error, status_reason = excluded.status_reason,"
-        " version = excluded.version"
+        " version = excluded.version, tried = excluded.tried, receipt_by = excluded.receipt_by"
     )
     claimable: ClassVar[str] = (  # (now, now, limit)
         "SELECT * FROM notices WHERE status = 'queued' AND due_at <= ?"
@@ -78,8 +78,8 @@ class Queries:
     # else claiming still lets the holder record what it sent.
     save_claimed: ClassVar[str] = (
         "UPDATE notices SET status = ?, due_at = ?, sent_at = ?, channel = ?, deliveries = ?,"
-        " last_error = ?, status_reason = ?, claimed_until = NULL, claimed_by = NULL"
-        " WHERE notice_id = ? AND claimed_by = ?"
+        " last_error = ?, status_reason = ?, tried = ?, receipt_by = ?, claimed_until = NULL,"
+        " claimed_by = NULL WHERE notice_id = ? AND claimed_by = ?"
     )
     history: ClassVar[str] = (
         "SELECT * FROM events WHERE debit_id IS NOT DISTINCT FROM ? ORDER BY seq"
@@ -111,23 +111,51 @@ class Queries:
     outcomes: ClassVar[str] = "SELECT debit_id, state, attempt FROM debits WHERE debit_id IN ({})"
     told: ClassVar[str] = (  # (outcome, states)
         "SELECT DISTINCT d.debit_id FROM debits d JOIN notices n ON n.debit_id = d.debit_id"
-        " AND n.attempt = d.attempt WHERE n.status = 'sent' AND n.outcome = ?"
+        " AND n.attempt = d.attempt WHERE n.status IN ('sent', 'delivered')"
+        " AND n.sent_at IS NOT NULL AND n.outcome = ?"
         " AND d.state IN ({}) ORDER BY d.debit_id"
     )
     last_origin: ClassVar[str] = (
         "SELECT origin FROM events WHERE origin LIKE ? ESCAPE '!' ORDER BY seq DESC LIMIT 1"
     )
-    # N6: the last notice sent (by sent_at, then version) per debit, against the debit now.
+    # N6: the last notice told (notices.last_told: sent or delivered, by sent_at, then
+    # version) per debit, against the debit now and the notices that speak for it.
     misinformed: ClassVar[str] = (  # (states)
         "SELECT count(*) FROM debits d JOIN (SELECT debit_id, attempt, outcome, version,"
         " row_number() OVER (PARTITION BY debit_id ORDER BY sent_at DESC, version DESC) AS rn"
-        " FROM notices WHERE status = 'sent' AND sent_at IS NOT NULL) l"
+        " FROM notices WHERE status IN ('sent', 'delivered') AND sent_at IS NOT NULL) l"
         " ON l.debit_id = d.debit_id AND l.rn = 1 WHERE d.state IN ({}) AND"
         " (l.attempt <> d.attempt OR l.outcome <> d.state OR EXISTS (SELECT 1 FROM notices o"
-        " WHERE o.debit_id = d.debit_id AND o.status IN ('queued', 'sent')"
+        " WHERE o.debit_id = d.debit_id AND o.status IN ('queued', 'sent', 'delivered')"
         " AND o.version > l.version))"
     )
     review_ids: ClassVar[str] = "SELECT debit_id FROM debits WHERE needs_review ORDER BY debit_id"
+    # Receipts (N8).
+    notice_debit: ClassVar[str] = "SELECT debit_id FROM notices WHERE notice_id = ?"
+    notice_by_id: ClassVar[str] = "SELECT * FROM notices WHERE notice_id = ?"
+    send_outcomes: ClassVar[str] = (  # what applied receipts said of one send
+        "SELECT status FROM receipts WHERE notice_id = ? AND channel = ? AND verdict = 'applied'"
+    )
+    insert_receipt: ClassVar[str] = (
+        "INSERT INTO receipts (notice_id, channel, status, occurred_at, ref, verdict, reason,"
+        " raw, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    receipts_of: ClassVar[str] = "SELECT * FROM receipts WHERE notice_id = ? ORDER BY seq"
+    all_receipts: ClassVar[str] = "SELECT * FROM receipts ORDER BY seq"
+    awaiting_receipt: ClassVar[str] = (
+        "SELECT * FROM notices WHERE status = 'sent' AND receipt_by <= ?"
+        " ORDER BY receipt_by, notice_id"
+    )
+    next_receipt_by: ClassVar[str] = (
+        "SELECT min(receipt_by) FROM notices WHERE status = 'sent' AND receipt_by IS NOT NULL"
+    )
+    # Each send (notice, channel) once, by the best its applied receipts said.
+    deliveries: ClassVar[str] = (
+        "SELECT channel, best, count(*) FROM (SELECT notice_id, channel, max(CASE status"
+        " WHEN 'delivered' THEN 2 WHEN 'undelivered' THEN 1 ELSE 0 END) AS best"
+        " FROM receipts WHERE verdict = 'applied' GROUP BY notice_id, channel) sends"
+        " GROUP BY channel, best"
+    )
 
 
 Q = TypeVar("Q", bound=type[Queries])

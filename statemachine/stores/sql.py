@@ -15,6 +15,8 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from ..decide import Decide, Decision
 from ..events import Event
 from ..precedence import Verdict, fold
@@ -22,6 +24,7 @@ from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 from ..spec import Spec
 from .base import Item, Stop
 from .queries import Queries
+from .sql_receipts import SQLReceipts
 from .sql_reports import SQLReports, chunks
 
 T = TypeVar("T")
@@ -59,7 +62,7 @@ class _Batch:
             store._remember(record)
 
 
-class SQLStore(SQLReports):
+class SQLStore(SQLReports, SQLReceipts):
     """The logic of every SQL store; subclasses speak their dialect."""
 
     SQL: ClassVar[type[Queries]]
@@ -392,6 +395,8 @@ class SQLStore(SQLReports):
                     row["last_error"],
                     row["status_reason"],
                     row["version"],
+                    tuple(orjson.loads(row["tried"])) if row["tried"] else (),
+                    self._time_out(row["receipt_by"]) if row["receipt_by"] else None,
                 )
             )
         return found
@@ -406,6 +411,8 @@ class SQLStore(SQLReports):
             notice.deliveries,
             notice.last_error,
             notice.status_reason,
+            _tried_in(notice.tried),
+            self._time_in(notice.receipt_by) if notice.receipt_by else None,
             notice.notice_id,
             token,
         )
@@ -426,4 +433,11 @@ class SQLStore(SQLReports):
             notice.last_error,
             notice.status_reason,
             notice.version,
+            _tried_in(notice.tried),
+            self._time_in(notice.receipt_by) if notice.receipt_by else None,
         )
+
+
+def _tried_in(tried: tuple[str, ...]) -> str | None:
+    """The channels a notice fell back from, as a JSON list (None for none)."""
+    return orjson.dumps(list(tried)).decode() if tried else None

@@ -23,7 +23,7 @@ from .sql import SQLStore, utc_text
 
 __all__ = ["SCHEMA_VERSION", "SQL", "SQLiteStore", "utc_text"]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 APPLICATION: Final = "statemachine"
 
 
@@ -262,5 +262,26 @@ def _schema_3(db: sqlite_utils.Database) -> None:
     db.table("notices").add_column("claimed_by", str)
 
 
+def _schema_4(db: sqlite_utils.Database) -> None:
+    # N8, receipts: the channels a notice fell back from (a JSON list), the end of its wait
+    # for a receipt, and every receipt as received with its verdict. Additive only.
+    db.execute("ALTER TABLE notices ADD COLUMN tried TEXT")
+    db.execute("ALTER TABLE notices ADD COLUMN receipt_by TEXT")
+    db.execute(
+        "CREATE INDEX notices_awaiting_receipt ON notices (receipt_by) WHERE status = 'sent'"
+    )
+    db.execute(
+        "CREATE TABLE receipts (seq INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT,"
+        " channel TEXT, status TEXT, occurred_at TEXT, ref TEXT, verdict TEXT NOT NULL,"
+        " reason TEXT NOT NULL, raw TEXT, origin TEXT)"
+    )
+    db.execute("CREATE INDEX receipts_by_send ON receipts (notice_id, channel)")
+
+
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_schema_1, _schema_2, _schema_3]
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
+    _schema_1,
+    _schema_2,
+    _schema_3,
+    _schema_4,
+]

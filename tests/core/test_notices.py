@@ -123,7 +123,8 @@ def test_n4_failed_deliveries_are_retried_with_backoff_then_given_up() -> None:
     clock.advance_to(second.due_at)
     third = engine.dispatch_due([down])[0]
     assert (third.status, third.deliveries) == ("failed", 3)
-    assert engine.metrics().delivery_rate == 0.0
+    assert engine.metrics().acceptance_rate == 0.0
+    assert engine.metrics().delivery_rate is None  # no receipt: nothing measured
 
 
 def test_n2_a_failure_replaced_and_returned_inside_its_window_is_one_notice() -> None:

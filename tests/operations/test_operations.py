@@ -149,7 +149,7 @@ def test_n4_fallback_retry_and_give_up_on_every_store(make_engine: EngineFactory
     stored = {n.debit_id: n for n in engine.notices()}
     assert stored["b"].last_error is not None
     assert "simulated outage" in stored["b"].last_error
-    assert engine.metrics().delivery_rate == 0.5
+    assert engine.metrics().acceptance_rate == 0.5
 
 
 def test_stuck_debits_are_listed_and_inquired(make_engine: EngineFactory) -> None:

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import DURABLE, EngineFactory, Target
+from conftest import DURABLE, EngineFactory, Target, undo_schema_3
 from support import T0, ev
 
 from statemachine import Engine, ManualClock, Notice, NoticeStatus, RecordingSender
@@ -119,8 +119,7 @@ def test_a_claim_is_renewed_only_by_its_holder_while_it_lasts(make_engine: Engin
 @pytest.mark.parametrize("store_kind", DURABLE, indirect=True)
 def test_a_database_from_before_claim_tokens_gains_them_when_opened(target: Target) -> None:
     Engine.open(target.url).close()
-    target.execute("ALTER TABLE notices DROP COLUMN claimed_by")  # as schema 2 had it
-    target.execute("UPDATE statemachine_meta SET value = '2' WHERE key = 'schema_version'")
+    undo_schema_3(target)
     clock = ManualClock(T0)
     with Engine.open(target.url, clock=clock) as engine:
         engine.apply(ev("succeeded", 0))

@@ -267,7 +267,7 @@ def test_a_failing_write_rolls_back_the_whole_transaction(
     engine.apply(ev("submitted", 0))
     # The event and debit rows are written first; the notice's write then fails.
     mark = "?" if store_kind == "sqlite" else "%s"
-    broken = f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 14)})"
+    broken = f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 16)})"
     monkeypatch.setattr(engine.store.SQL, "upsert_notice", broken)  # type: ignore[attr-defined]
     with pytest.raises(StoreError, match="no_such_table"):
         engine.apply(ev("succeeded", 1, event_id="late"))
@@ -329,7 +329,7 @@ def test_a_failed_write_inside_a_transaction_undoes_only_itself(
     with engine.transaction():
         engine.apply(ev("submitted", 0, debit_id="a"))
         monkeypatch.setattr(engine.store.SQL, "upsert_notice",  # type: ignore[attr-defined]
-                            f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 14)})")  # fmt: skip
+                            f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 16)})")  # fmt: skip
         with pytest.raises(StoreError, match="no_such_table"):
             engine.apply(ev("succeeded", 1, debit_id="a", event_id="late"))
         monkeypatch.undo()

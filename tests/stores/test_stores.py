@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DURABLE, Target
+from conftest import DURABLE, Target, undo_schema_3, undo_schema_4
 from sqlite_worker import book
 from support import Child, race_dispatchers
 
@@ -178,7 +178,7 @@ def test_a_version_1_database_is_migrated_to_notices_without_a_cap(target: Targe
     from statemachine import RecordingSender
 
     Engine.open(target.url).close()
-    target.execute("ALTER TABLE notices DROP COLUMN claimed_by")
+    undo_schema_3(target)
     target.execute("DROP INDEX notices_by_debit")
     if target.kind == "sqlite":
         target.execute(
@@ -228,3 +228,23 @@ def test_a_batched_replay_into_a_store_matches_one_in_memory(target: Target) -> 
     assert stored == {d: clean.get(d) for d in clean.store.debit_ids()}
     assert notices == sorted((n.notice_id, str(n.status), n.sent_at) for n in clean.notices())
     assert summary.to_dict() == expected.to_dict()
+
+
+def test_a_version_3_database_is_migrated_to_receipts(target: Target) -> None:
+    """Schema 4 only adds (a table, two columns): a version 3 database opens, migrates and
+    takes receipts."""
+    from support import T0, ev
+
+    from statemachine import RecordingSender
+
+    Engine.open(target.url).close()
+    undo_schema_4(target)
+    with Engine.open(target.url, clock=ManualClock(T0)) as engine:
+        engine.apply(ev("succeeded", 0))
+        engine.dispatch_due([RecordingSender("sms")])
+    version = "SELECT value FROM statemachine_meta WHERE key = 'schema_version'"
+    assert target.query(version) == [(str(SCHEMA_VERSION),)]
+    with Engine.open(target.url, clock=ManualClock(T0)) as engine:
+        result = engine.record_receipt("d-1#1:succeeded", "sms", "delivered", T0)
+        assert result.verdict == "applied"
+        assert engine.metrics().delivery_rate == 1.0
