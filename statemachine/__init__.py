@@ -19,6 +19,7 @@ from .errors import (
     StateMachineError,
     StoreBusy,
     StoreError,
+    TooManyRequests,
 )
 from .events import Event
 from .operations import Metrics
@@ -54,6 +55,7 @@ __all__ = [
     "StoreError",
     "StoredEvent",
     "StoredReceipt",
+    "TooManyRequests",
     "Verdict",
     "utc_now",
 ]

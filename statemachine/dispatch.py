@@ -17,23 +17,30 @@ undelivered, or whose wait for one ran out, falls back to the channels it has no
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import attrs
 
 from .clock import DAWN as _DAWN
 from .clock import Clock
-from .errors import DeliveryError, InvalidDefinition
+from .errors import DeliveryError, InvalidDefinition, TooManyRequests
 from .notices import matches
 from .receipts import Receipt, ReceiptResult, ReceiptStatus, judge
 from .records import DebitRecord, Notice, NoticeStatus
+from .sending import RateLimiter, SendPool, is_async
 
 if TYPE_CHECKING:
     from .stores.base import StoreAdapter
+
+_FLUSH_SECONDS = 0.5  # sent notices wait at most this long to be recorded in a batch
+_RATE_RETRIES = 3  # sends to a channel that answered "too many requests" before the next
 
 
 @runtime_checkable
@@ -46,8 +53,9 @@ class Sender(Protocol):
 
     name: str
 
-    def send(self, notice: Notice) -> None:
-        """Deliver ``notice``; return once the channel accepted it, raise if it did not."""
+    def send(self, notice: Notice) -> Awaitable[None] | None:
+        """Deliver ``notice``; return once the channel accepted it, raise if it did not. It
+        may be a coroutine function: dispatch then awaits it on an event loop."""
         ...
 
 
@@ -149,26 +157,66 @@ class Dispatcher:
         limit: int | None = None,
         lease: timedelta = timedelta(minutes=5),
         clock: Clock | None = None,
+        concurrency: int = 1,
+        batch_size: int = 500,
     ) -> list[Notice]:
         """Claim the notices due at ``now`` for ``lease`` and settle each (send or cancel),
         after the notices whose wait for a receipt ran out are made due again (N8).
 
-        Right before each notice its claim is renewed for ``lease`` from the time then (the
-        ``clock``'s, else ``now``): a notice whose claim another dispatcher has taken over, or
-        whose lease ran out, or that is no longer queued, is passed by and left out of the
-        result (N7). A result is recorded only where the claim still holds.
+        Up to ``concurrency`` sends are in flight at once (N9): plain senders on threads,
+        coroutine senders on an event loop; a sender's ``rate`` (messages per second) holds
+        across them. Right before a notice goes to a worker its claim is renewed (with the
+        others leaving then, in one write) and it is re-checked against its debit (N3); right
+        before its send the worker checks the renewed lease has not run out (the ``clock``'s
+        time, else ``now``), and a notice whose lease did is renewed again or, if another
+        dispatcher took it over, passed by and left out of the result (N7). Results are
+        recorded ``batch_size`` at a time, only where the claim still holds.
         """
         channels = check_senders(senders)
+        if concurrency < 1:
+            raise InvalidDefinition(f"concurrency must be 1 or more, got {concurrency}")
         self.expire(now)
         token = uuid.uuid4().hex  # this dispatch's claims, told apart from any other's
-        handled = []
-        for notice in self.store.claim_due(now, lease, limit, token=token):
-            at = now if clock is None else clock()
-            if not self.store.renew_claim(notice.notice_id, token, at, lease):
-                continue
-            settled = self.settle(notice, self.store.debit(notice.debit_id), channels, at)
-            self.store.save_notices([settled], token=token)
-            handled.append(settled)
+        todo = deque(self.store.claim_due(now, lease, limit, token=token))
+        tick: Clock = clock if clock is not None else (lambda: now)
+        run = _Run(self, channels, tick, RateLimiter.for_senders(channels))
+        pooled = concurrency > 1 or any(is_async(s) for s in channels)
+        # Inline, each notice's claim is renewed in the store right before its send; pooled,
+        # the notices handed to free workers together are renewed together, right before.
+        slots = concurrency if pooled else 1
+        handled: list[Notice] = []
+        unsaved: list[Notice] = []
+        flushed = time.monotonic()
+        with SendPool(concurrency, asynchronous=run.asynchronous) as pool:
+            inflight: set[Future[Notice | None]] = set()
+            while todo or inflight:
+                if todo and len(inflight) < slots:
+                    group = [todo.popleft() for _ in range(min(slots - len(inflight), len(todo)))]
+                    at = tick()
+                    live = self.store.renew_claims([n.notice_id for n in group], token, at, lease)
+                    records = self.store.debits({n.debit_id for n in group})
+                    for notice in group:
+                        if notice.notice_id not in live:
+                            continue  # taken over, or no longer queued: not ours to send
+                        record = records.get(notice.debit_id)
+                        if matches(notice, record):
+                            inflight.add(run.submit(pool, notice, at + lease))
+                        else:
+                            unsaved.append(self.cancel(notice, record))
+                if inflight:
+                    done, _ = wait(inflight, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+                    inflight -= done
+                    # A None: its lease ran out before the send, so another dispatcher may
+                    # have it now; passed by, and claimed afresh by a later dispatch if not.
+                    unsaved += [sent for f in done if (sent := f.result()) is not None]
+                if unsaved and (
+                    len(unsaved) >= batch_size
+                    or not (todo or inflight)
+                    or time.monotonic() - flushed >= _FLUSH_SECONDS
+                ):
+                    self.store.save_notices(unsaved, token=token)
+                    handled += unsaved
+                    unsaved, flushed = [], time.monotonic()
         return handled
 
     def expire(self, now: datetime) -> list[ReceiptResult]:
@@ -235,35 +283,97 @@ class Dispatcher:
         """Send a due notice if it still states the debit's outcome (N3), else cancel it."""
         if matches(notice, record):
             return self.deliver(notice, channels, now)
+        return self.cancel(notice, record)
+
+    @staticmethod
+    def cancel(notice: Notice, record: DebitRecord | None) -> Notice:
+        """The notice cancelled as superseded: it no longer states the debit's outcome (N3)."""
         where = f"{record.state} on attempt {record.attempt}" if record else "gone"
         return notice._replace(
             status=NoticeStatus.CANCELLED, status_reason=f"superseded: the debit is {where}"
         )
 
-    def deliver(self, notice: Notice, channels: tuple[Sender, ...], now: datetime) -> Notice:
+    def deliver(
+        self,
+        notice: Notice,
+        channels: tuple[Sender, ...],
+        now: datetime,
+        limiter: RateLimiter | None = None,
+    ) -> Notice:
         """Try the channels in order, but those the notice fell back from; the notice as it
         stands after the first that accepts, or rescheduled with backoff (or given up) when
         none does, or ``undelivered`` when every channel was tried."""
         left = tuple(s for s in channels if s.name not in notice.tried)
         if not left:
-            return notice._replace(
-                status=NoticeStatus.UNDELIVERED,
-                status_reason=f"undelivered on every channel: {', '.join(notice.tried)}",
-            )
-        errors = []
+            return self.outcome(notice, now, None, [])
+        errors: list[str] = []
         for sender in left:
-            try:
-                sender.send(notice)
-            except Exception as exc:  # any sender failure is recorded, and the next one tried
-                errors.append(f"{sender.name}: {exc}")
-                continue
+            for _ in range(_RATE_RETRIES):
+                if limiter is not None:
+                    limiter.wait(sender.name)
+                try:
+                    sender.send(notice)
+                except TooManyRequests as exc:
+                    errors.append(f"{sender.name}: {exc}")
+                    if limiter is not None:
+                        limiter.pause(sender.name, exc.retry_after or 1.0)
+                    continue  # the same channel again, once its pause is over
+                except Exception as exc:  # any sender failure is recorded, and the next one tried
+                    errors.append(f"{sender.name}: {exc}")
+                    break
+                return self.outcome(notice, now, sender, errors)
+        return self.outcome(notice, now, None, errors)
+
+    async def deliver_async(
+        self,
+        notice: Notice,
+        channels: tuple[Sender, ...],
+        now: datetime,
+        limiter: RateLimiter,
+        pool: SendPool,
+    ) -> Notice:
+        """``deliver`` on an event loop: coroutine senders are awaited, plain ones run on the
+        pool's threads."""
+        left = tuple(s for s in channels if s.name not in notice.tried)
+        if not left:
+            return self.outcome(notice, now, None, [])
+        errors: list[str] = []
+        for sender in left:
+            for _ in range(_RATE_RETRIES):
+                await asyncio.sleep(limiter.reserve(sender.name))
+                try:
+                    if is_async(sender):
+                        await cast("Awaitable[None]", sender.send(notice))
+                    else:
+                        await pool.in_thread(sender.send, notice)
+                except TooManyRequests as exc:
+                    errors.append(f"{sender.name}: {exc}")
+                    limiter.pause(sender.name, exc.retry_after or 1.0)
+                    continue
+                except Exception as exc:  # any sender failure is recorded, and the next one tried
+                    errors.append(f"{sender.name}: {exc}")
+                    break
+                return self.outcome(notice, now, sender, errors)
+        return self.outcome(notice, now, None, errors)
+
+    def outcome(
+        self, notice: Notice, now: datetime, accepted_by: Sender | None, errors: list[str]
+    ) -> Notice:
+        """The notice after a delivery: sent on ``accepted_by``; else ``undelivered`` when
+        it had no channel left to try, rescheduled with backoff, or given up."""
+        if accepted_by is not None:
             return notice._replace(
                 status=NoticeStatus.SENT,
                 sent_at=now,
-                channel=sender.name,
+                channel=accepted_by.name,
                 deliveries=notice.deliveries + 1,
                 last_error="; ".join(errors) or None,
                 receipt_by=now + self.receipt_timeout if self.receipt_timeout else None,
+            )
+        if not errors:
+            return notice._replace(
+                status=NoticeStatus.UNDELIVERED,
+                status_reason=f"undelivered on every channel: {', '.join(notice.tried)}",
             )
         deliveries = notice.deliveries + 1
         if deliveries >= self.retry.max_deliveries:
@@ -278,3 +388,38 @@ class Dispatcher:
             deliveries=deliveries,
             last_error="; ".join(errors),
         )
+
+
+class _Run:
+    """One dispatch's sends: each checks its lease right before the send (N7), then
+    delivers through the channels, inline, on a thread or on the event loop."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        channels: tuple[Sender, ...],
+        tick: Clock,
+        limiter: RateLimiter,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.channels = channels
+        self.tick = tick
+        self.limiter = limiter
+        self.asynchronous = any(is_async(s) for s in channels)
+
+    def submit(self, pool: SendPool, notice: Notice, until: datetime) -> Future[Notice | None]:
+        if self.asynchronous:
+            return pool.submit_coroutine(self._send_async(pool, notice, until))
+        return pool.submit(self._send, notice, until)
+
+    def _send(self, notice: Notice, until: datetime) -> Notice | None:
+        at = self.tick()
+        if at >= until:
+            return None
+        return self.dispatcher.deliver(notice, self.channels, at, self.limiter)
+
+    async def _send_async(self, pool: SendPool, notice: Notice, until: datetime) -> Notice | None:
+        at = self.tick()
+        if at >= until:
+            return None
+        return await self.dispatcher.deliver_async(notice, self.channels, at, self.limiter, pool)

@@ -214,6 +214,8 @@ class Engine:
         *,
         limit: int | None = None,
         lease: timedelta = timedelta(minutes=5),
+        concurrency: int = 1,
+        batch_size: int = 500,
     ) -> list[Notice]:
         """Send every notice due at ``now`` that still states the debit's outcome (N3).
 
@@ -225,10 +227,24 @@ class Engine:
         notice twice, except the one in flight when its lease ran out, or whose dispatcher
         died mid-send: it goes out again under the same idempotency key. Returns the notices
         handled.
+
+        Up to ``concurrency`` notices are sent at once (N9): plain senders on threads (they
+        must then be thread-safe), senders whose ``send`` is a coroutine on an event loop. A
+        sender's ``rate`` attribute (messages per second) is honoured across them, and a
+        ``TooManyRequests`` from a sender pauses that channel only. Results are recorded
+        ``batch_size`` at a time.
         """
         clock = self.clock if now is None else None
         now = self.clock() if now is None else now
-        return self.dispatcher.dispatch_due(senders, now, limit=limit, lease=lease, clock=clock)
+        return self.dispatcher.dispatch_due(
+            senders,
+            now,
+            limit=limit,
+            lease=lease,
+            clock=clock,
+            concurrency=concurrency,
+            batch_size=batch_size,
+        )
 
     def preview_due(
         self, now: datetime | None = None, limit: int | None = None

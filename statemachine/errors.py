@@ -57,5 +57,14 @@ class DeliveryError(StateMachineError):
     """A sender could not deliver a notice; the dispatcher records it and retries later."""
 
 
+class TooManyRequests(DeliveryError):
+    """The channel's provider asked to slow down ("429 Too Many Requests"): dispatch pauses
+    that channel only, for ``retry_after`` seconds when the provider said, and tries again."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidDefinition(StateMachineError, TypeError):
     """A component handed to the engine is unusable, for example a sender without a name."""

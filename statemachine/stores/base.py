@@ -10,7 +10,7 @@ overrides it with queries.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -124,6 +124,13 @@ class Outbox(Protocol):
         """Whether ``token`` still holds the queued notice's claim at ``now``, in one atomic
         step that then extends it to ``now + lease``. False: another dispatcher took it over,
         the lease ran out, or the notice is no longer queued; do not send it."""
+        ...
+
+    def renew_claims(
+        self, notice_ids: Sequence[str], token: str, now: datetime, lease: timedelta
+    ) -> set[str]:
+        """``renew_claim`` for many notices in one write: the ids whose claim ``token``
+        still held, now extended."""
         ...
 
     def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
@@ -185,6 +185,11 @@ class MemoryStore(DerivedReports):
         # Due again when the renewed lease runs out, should this dispatcher die meanwhile.
         heapq.heappush(self._due, (now + lease, notice_id, claim[2]))
         return True
+
+    def renew_claims(
+        self, notice_ids: Sequence[str], token: str, now: datetime, lease: timedelta
+    ) -> set[str]:
+        return {n for n in notice_ids if self.renew_claim(n, token, now, lease)}
 
     def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
         for notice in notices:

@@ -334,6 +334,20 @@ class SQLStore(SQLReports, SQLReceipts):
             until, at = self._time_in(now + lease), self._time_in(now)
             return bool(conn.execute(self.SQL.renew_claim, (until, notice_id, token, at)).rowcount)
 
+    def renew_claims(
+        self, notice_ids: Sequence[str], token: str, now: datetime, lease: timedelta
+    ) -> set[str]:
+        """``renew_claim`` for many notices, in one transaction."""
+        if not notice_ids:
+            return set()
+        with self._write() as conn:
+            until, at = self._time_in(now + lease), self._time_in(now)
+            return {
+                notice_id
+                for notice_id in notice_ids
+                if conn.execute(self.SQL.renew_claim, (until, notice_id, token, at)).rowcount
+            }
+
     def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
         """Record dispatches; with ``token``, only where that claim holds. A claimed notice
         re-planned meanwhile by an apply keeps the outcome and version the apply gave it."""
