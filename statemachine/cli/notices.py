@@ -44,8 +44,15 @@ from .options import (
     help="Keep dispatching, pausing this long between rounds, until interrupted.",
 )
 @click.option("--limit", type=int, default=None, help="At most this many notices a round.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Send up to this many notices at once (senders must then be thread-safe).",
+)
 def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loop: float | None,
-             limit: int | None) -> None:  # fmt: skip
+             limit: int | None, concurrency: int) -> None:  # fmt: skip
     """Send the notices that are due, once or in a loop.
 
     A notice is sent only if it still states the debit's outcome, else cancelled as
@@ -57,6 +64,7 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
     Example:
         statemachine dispatch --db march.sqlite                     # a look, no change
         statemachine dispatch --db march.sqlite --sender mylender.notify:sms --loop 30
+        statemachine dispatch --db march.sqlite --sender mylender.notify:sms --concurrency 64
     """
     senders = [_load_sender(path) for path in sender_paths]
     with open_engine(db, load_spec(spec_path), create=False) as engine:
@@ -71,7 +79,7 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
             )
             return
         while True:
-            for notice in engine.dispatch_due(senders, limit=limit):
+            for notice in engine.dispatch_due(senders, limit=limit, concurrency=concurrency):
                 where = f" via {notice.channel}" if notice.channel else ""
                 click.echo(
                     f"{notice.status:9} {notice.notice_id}{where} {notice.status_reason or ''}".rstrip()

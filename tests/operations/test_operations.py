@@ -106,6 +106,21 @@ def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
     assert invoke("dispatch", "--db", str(db), "--sender", "print")[1] == ""  # nothing twice
 
 
+def test_dispatch_command_sends_concurrently(tmp_path: Path) -> None:
+    db = tmp_path / "d.sqlite"
+    with Engine.open(db) as engine:
+        for n in range(30):
+            engine.apply(ev("succeeded", 0, debit_id=f"d-{n}"))
+    code, out = invoke("dispatch", "--db", str(db), "--sender", "print", "--concurrency", "8")
+    assert code == 0, out
+    assert sorted(line.split()[1] for line in out.splitlines() if line.startswith("sent ")) == (
+        sorted(f"d-{n}#1:succeeded" for n in range(30))
+    )
+    code, out = invoke("dispatch", "--db", str(db), "--concurrency", "0")
+    assert code == 2
+    assert "--concurrency" in out
+
+
 def test_a_dispatcher_that_dies_mid_batch_loses_nothing(make_engine: EngineFactory) -> None:
     clock = ManualClock(T0)
     engine = make_engine(clock=clock)
