@@ -19,15 +19,19 @@ from .errors import (
     StateMachineError,
     StoreBusy,
     StoreError,
+    TemplateError,
 )
 from .events import Event
+from .messages import Customer, Message, MessageSender
 from .operations import Metrics
 from .precedence import Verdict
 from .records import Debit, Notice, NoticeStatus, Result, StoredEvent
 from .spec import Spec
+from .templates import Templates
 
 __all__ = [
     "CountingSender",
+    "Customer",
     "Debit",
     "DeliveryError",
     "Engine",
@@ -35,6 +39,8 @@ __all__ = [
     "InvalidDefinition",
     "InvalidEvent",
     "ManualClock",
+    "Message",
+    "MessageSender",
     "Metrics",
     "Notice",
     "NoticeStatus",
@@ -48,6 +54,8 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "StoredEvent",
+    "TemplateError",
+    "Templates",
     "Verdict",
     "utc_now",
 ]

@@ -26,6 +26,7 @@ import attrs
 from .clock import DAWN as _DAWN
 from .clock import Clock
 from .errors import DeliveryError, InvalidDefinition
+from .messages import Message, Words
 from .notices import matches
 from .records import DebitRecord, Notice, NoticeStatus
 
@@ -38,7 +39,9 @@ class Sender(Protocol):
     """A channel (sms, push, e-mail ...). ``send`` returns on acceptance and raises on failure.
 
     Senders must treat ``notice.notice_id`` as an idempotency key: the engine delivers at least
-    once, so the same notice can reach a sender again after a crash.
+    once, so the same notice can reach a sender again after a crash. A sender that also has
+    ``send_message(message)`` gets the notice rendered for its customer (a
+    :class:`~statemachine.messages.Message`) through that method instead.
     """
 
     name: str
@@ -49,7 +52,8 @@ class Sender(Protocol):
 
 
 class RecordingSender:
-    """A sender that records what it is handed; ``fail`` refuses the first N deliveries.
+    """A sender that records what it is handed (notices in ``sent``, rendered messages in
+    ``messages``); ``fail`` refuses the first N deliveries.
 
     >>> sender = RecordingSender("sms")
     >>> sender.name, sender.sent
@@ -65,6 +69,7 @@ class RecordingSender:
         self.name = name
         self.sent: list[Notice] = []
         self.refused: list[Notice] = []
+        self.messages: list[Message] = []
         self._fail = fail
         self._on_send = on_send
 
@@ -77,6 +82,12 @@ class RecordingSender:
         if self._on_send is not None:
             self._on_send(notice)
         self.sent.append(notice)
+
+    def send_message(self, message: Message) -> None:
+        """Record the message and its notice, or refuse it as :meth:`send` does."""
+        assert message.notice is not None  # the dispatcher's messages carry their notice
+        self.send(message.notice)
+        self.messages.append(message)
 
 
 class CountingSender:
@@ -131,9 +142,10 @@ class Dispatcher:
     """Sends the due notices of one store. The engine builds one; ``engine.dispatch_due`` and
     the replay's ``engine.dispatch_notices`` call it."""
 
-    def __init__(self, store: StoreAdapter, retry: RetryPolicy) -> None:
+    def __init__(self, store: StoreAdapter, retry: RetryPolicy, words: Words | None = None) -> None:
         self.store = store
         self.retry = retry
+        self.words = words or Words()  # renders a notice for senders that take messages
 
     def dispatch_due(
         self,
@@ -214,19 +226,26 @@ class Dispatcher:
     ) -> Notice:
         """Send a due notice if it still states the debit's outcome (N3), else cancel it."""
         if matches(notice, record):
-            return self.deliver(notice, channels, now)
+            return self.deliver(notice, channels, now, record)
         where = f"{record.state} on attempt {record.attempt}" if record else "gone"
         return notice._replace(
             status=NoticeStatus.CANCELLED, status_reason=f"superseded: the debit is {where}"
         )
 
-    def deliver(self, notice: Notice, channels: tuple[Sender, ...], now: datetime) -> Notice:
+    def deliver(
+        self,
+        notice: Notice,
+        channels: tuple[Sender, ...],
+        now: datetime,
+        record: DebitRecord | None = None,
+    ) -> Notice:
         """Try the channels in order; the notice as it stands after the first that accepts,
-        or rescheduled with backoff (or given up) when none does."""
+        or rescheduled with backoff (or given up) when none does. ``record``, the debit's,
+        is what a sender taking messages gets the notice rendered from."""
         errors = []
         for sender in channels:
             try:
-                sender.send(notice)
+                self.words.send(sender, notice, record)
             except Exception as exc:  # any sender failure is recorded, and the next one tried
                 errors.append(f"{sender.name}: {exc}")
                 continue
