@@ -19,17 +19,21 @@ from .errors import (
     StateMachineError,
     StoreBusy,
     StoreError,
+    TemplateError,
     TooManyRequests,
 )
 from .events import Event
+from .messages import Customer, Message, MessageSender
 from .operations import Metrics
 from .precedence import Verdict
 from .receipts import Receipt, ReceiptResult, ReceiptStatus, ReceiptVerdict, StoredReceipt
 from .records import Debit, Notice, NoticeStatus, Result, StoredEvent
 from .spec import Spec
+from .templates import Templates
 
 __all__ = [
     "CountingSender",
+    "Customer",
     "Debit",
     "DeliveryError",
     "Engine",
@@ -37,6 +41,8 @@ __all__ = [
     "InvalidDefinition",
     "InvalidEvent",
     "ManualClock",
+    "Message",
+    "MessageSender",
     "Metrics",
     "Notice",
     "NoticeStatus",
@@ -55,6 +61,8 @@ __all__ = [
     "StoreError",
     "StoredEvent",
     "StoredReceipt",
+    "TemplateError",
+    "Templates",
     "TooManyRequests",
     "Verdict",
     "utc_now",

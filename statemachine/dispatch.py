@@ -18,6 +18,7 @@ undelivered, or whose wait for one ran out, falls back to the channels it has no
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
 from collections import Counter, deque
@@ -31,10 +32,11 @@ import attrs
 from .clock import DAWN as _DAWN
 from .clock import Clock
 from .errors import DeliveryError, InvalidDefinition, TooManyRequests
+from .messages import Message, Words
 from .notices import matches
 from .receipts import Receipt, ReceiptResult, ReceiptStatus, judge
 from .records import DebitRecord, Notice, NoticeStatus
-from .sending import RateLimiter, SendPool, is_async
+from .sending import RateLimiter, SendPool, SendRun, is_async
 
 if TYPE_CHECKING:
     from .stores.base import StoreAdapter
@@ -48,7 +50,9 @@ class Sender(Protocol):
     """A channel (sms, push, e-mail ...). ``send`` returns on acceptance and raises on failure.
 
     Senders must treat ``notice.notice_id`` as an idempotency key: the engine delivers at least
-    once, so the same notice can reach a sender again after a crash.
+    once, so the same notice can reach a sender again after a crash. A sender that also has
+    ``send_message(message)`` gets the notice rendered for its customer (a
+    :class:`~statemachine.messages.Message`) through that method instead.
     """
 
     name: str
@@ -60,7 +64,8 @@ class Sender(Protocol):
 
 
 class RecordingSender:
-    """A sender that records what it is handed; ``fail`` refuses the first N deliveries.
+    """A sender that records what it is handed (notices in ``sent``, rendered messages in
+    ``messages``); ``fail`` refuses the first N deliveries.
 
     >>> sender = RecordingSender("sms")
     >>> sender.name, sender.sent
@@ -76,6 +81,7 @@ class RecordingSender:
         self.name = name
         self.sent: list[Notice] = []
         self.refused: list[Notice] = []
+        self.messages: list[Message] = []
         self._fail = fail
         self._on_send = on_send
 
@@ -88,6 +94,12 @@ class RecordingSender:
         if self._on_send is not None:
             self._on_send(notice)
         self.sent.append(notice)
+
+    def send_message(self, message: Message) -> None:
+        """Record the message and its notice, or refuse it as :meth:`send` does."""
+        assert message.notice is not None  # the dispatcher's messages carry their notice
+        self.send(message.notice)
+        self.messages.append(message)
 
 
 class CountingSender:
@@ -143,11 +155,16 @@ class Dispatcher:
     the replay's ``engine.dispatch_notices`` call it."""
 
     def __init__(
-        self, store: StoreAdapter, retry: RetryPolicy, receipt_timeout: timedelta = timedelta(0)
+        self,
+        store: StoreAdapter,
+        retry: RetryPolicy,
+        receipt_timeout: timedelta = timedelta(0),
+        words: Words | None = None,
     ) -> None:
         self.store = store
         self.retry = retry
         self.receipt_timeout = receipt_timeout
+        self.words = words or Words()  # renders a notice for senders that take messages
 
     def dispatch_due(
         self,
@@ -179,7 +196,7 @@ class Dispatcher:
         token = uuid.uuid4().hex  # this dispatch's claims, told apart from any other's
         todo = deque(self.store.claim_due(now, lease, limit, token=token))
         tick: Clock = clock if clock is not None else (lambda: now)
-        run = _Run(self, channels, tick, RateLimiter.for_senders(channels))
+        run = SendRun(self, channels, tick, RateLimiter.for_senders(channels))
         pooled = concurrency > 1 or any(is_async(s) for s in channels)
         # Inline, each notice's claim is renewed in the store right before its send; pooled,
         # the notices handed to free workers together are renewed together, right before.
@@ -200,7 +217,7 @@ class Dispatcher:
                             continue  # taken over, or no longer queued: not ours to send
                         record = records.get(notice.debit_id)
                         if matches(notice, record):
-                            inflight.add(run.submit(pool, notice, at + lease))
+                            inflight.add(run.submit(pool, notice, at + lease, record))
                         else:
                             unsaved.append(self.cancel(notice, record))
                 if inflight:
@@ -282,7 +299,7 @@ class Dispatcher:
     ) -> Notice:
         """Send a due notice if it still states the debit's outcome (N3), else cancel it."""
         if matches(notice, record):
-            return self.deliver(notice, channels, now)
+            return self.deliver(notice, channels, now, record=record)
         return self.cancel(notice, record)
 
     @staticmethod
@@ -299,10 +316,12 @@ class Dispatcher:
         channels: tuple[Sender, ...],
         now: datetime,
         limiter: RateLimiter | None = None,
+        record: DebitRecord | None = None,
     ) -> Notice:
         """Try the channels in order, but those the notice fell back from; the notice as it
         stands after the first that accepts, or rescheduled with backoff (or given up) when
-        none does, or ``undelivered`` when every channel was tried."""
+        none does, or ``undelivered`` when every channel was tried. ``record``, the debit's,
+        is what a sender taking messages gets the notice rendered from."""
         left = tuple(s for s in channels if s.name not in notice.tried)
         if not left:
             return self.outcome(notice, now, None, [])
@@ -312,7 +331,7 @@ class Dispatcher:
                 if limiter is not None:
                     limiter.wait(sender.name)
                 try:
-                    sender.send(notice)
+                    self.words.send(sender, notice, record)
                 except TooManyRequests as exc:
                     errors.append(f"{sender.name}: {exc}")
                     if limiter is not None:
@@ -331,6 +350,7 @@ class Dispatcher:
         now: datetime,
         limiter: RateLimiter,
         pool: SendPool,
+        record: DebitRecord | None = None,
     ) -> Notice:
         """``deliver`` on an event loop: coroutine senders are awaited, plain ones run on the
         pool's threads."""
@@ -342,10 +362,7 @@ class Dispatcher:
             for _ in range(_RATE_RETRIES):
                 await asyncio.sleep(limiter.reserve(sender.name))
                 try:
-                    if is_async(sender):
-                        await cast("Awaitable[None]", sender.send(notice))
-                    else:
-                        await pool.in_thread(sender.send, notice)
+                    await self._send_async(sender, notice, record, pool)
                 except TooManyRequests as exc:
                     errors.append(f"{sender.name}: {exc}")
                     limiter.pause(sender.name, exc.retry_after or 1.0)
@@ -355,6 +372,19 @@ class Dispatcher:
                     break
                 return self.outcome(notice, now, sender, errors)
         return self.outcome(notice, now, None, errors)
+
+    async def _send_async(
+        self, sender: Sender, notice: Notice, record: DebitRecord | None, pool: SendPool
+    ) -> None:
+        """One send on the event loop: a coroutine ``send_message`` or ``send`` is awaited,
+        a plain sender runs on the pool's threads."""
+        send_message = getattr(sender, "send_message", None)
+        if send_message is not None and inspect.iscoroutinefunction(send_message):
+            await send_message(self.words.render(notice, record).to(sender.name))
+        elif send_message is None and is_async(sender):
+            await cast("Awaitable[None]", sender.send(notice))
+        else:
+            await pool.in_thread(self.words.send, sender, notice, record)
 
     def outcome(
         self, notice: Notice, now: datetime, accepted_by: Sender | None, errors: list[str]
@@ -388,38 +418,3 @@ class Dispatcher:
             deliveries=deliveries,
             last_error="; ".join(errors),
         )
-
-
-class _Run:
-    """One dispatch's sends: each checks its lease right before the send (N7), then
-    delivers through the channels, inline, on a thread or on the event loop."""
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        channels: tuple[Sender, ...],
-        tick: Clock,
-        limiter: RateLimiter,
-    ) -> None:
-        self.dispatcher = dispatcher
-        self.channels = channels
-        self.tick = tick
-        self.limiter = limiter
-        self.asynchronous = any(is_async(s) for s in channels)
-
-    def submit(self, pool: SendPool, notice: Notice, until: datetime) -> Future[Notice | None]:
-        if self.asynchronous:
-            return pool.submit_coroutine(self._send_async(pool, notice, until))
-        return pool.submit(self._send, notice, until)
-
-    def _send(self, notice: Notice, until: datetime) -> Notice | None:
-        at = self.tick()
-        if at >= until:
-            return None
-        return self.dispatcher.deliver(notice, self.channels, at, self.limiter)
-
-    async def _send_async(self, pool: SendPool, notice: Notice, until: datetime) -> Notice | None:
-        at = self.tick()
-        if at >= until:
-            return None
-        return await self.dispatcher.deliver_async(notice, self.channels, at, self.limiter, pool)

@@ -27,6 +27,7 @@ from .decide import Decider
 from .dispatch import Dispatcher, RetryPolicy, Sender
 from .errors import InvalidDefinition, StoreError
 from .events import Event, Refusal, parse_input
+from .messages import CustomerResolver, Message, Words
 from .operations import Metrics
 from .precedence import Fold, fold
 from .receipts import Receipt, ReceiptResult, StoredReceipt, check_receipt, judge
@@ -34,13 +35,16 @@ from .records import Debit, Notice, Result, StoredEvent
 from .spec import Spec
 from .stores.base import Item, Stop, StoreAdapter
 from .stores.memory import MemoryStore
+from .templates import Templates
 
 
 class Engine:
     """Applies events to debits through a store; the debit's state is the single source of truth.
 
     Build one with :meth:`in_memory` or :meth:`open`, or hand it any store adapter
-    (:class:`~statemachine.stores.base.StoreAdapter`).
+    (:class:`~statemachine.stores.base.StoreAdapter`). ``templates`` word the customers'
+    messages (the bundled ones by default); ``customers`` resolves a debit id to its
+    :class:`~statemachine.messages.Customer` where the ``created`` event does not say.
     """
 
     def __init__(
@@ -49,12 +53,18 @@ class Engine:
         spec: Spec | None = None,
         clock: Clock = utc_now,
         retry: RetryPolicy | None = None,
+        *,
+        templates: Templates | None = None,
+        customers: CustomerResolver | None = None,
     ) -> None:
         self.store = store
         self.spec = spec or Spec.default()
         self.clock = clock
         self.decide = Decider(self.spec, clock)
-        self.dispatcher = Dispatcher(store, retry or RetryPolicy(), self.spec.receipt_timeout)
+        words = Words(templates, self.spec, customers)
+        self.dispatcher = Dispatcher(
+            store, retry or RetryPolicy(), self.spec.receipt_timeout, words=words
+        )
         self._execute = store.execute
 
     @property
@@ -68,10 +78,16 @@ class Engine:
 
     @classmethod
     def in_memory(
-        cls, spec: Spec | None = None, clock: Clock = utc_now, retry: RetryPolicy | None = None
+        cls,
+        spec: Spec | None = None,
+        clock: Clock = utc_now,
+        retry: RetryPolicy | None = None,
+        *,
+        templates: Templates | None = None,
+        customers: CustomerResolver | None = None,
     ) -> Engine:
         """An engine whose debits live in this process only: tests and pure embedding."""
-        return cls(MemoryStore(), spec=spec, clock=clock, retry=retry)
+        return cls(MemoryStore(), spec, clock, retry, templates=templates, customers=customers)
 
     @classmethod
     def open(
@@ -80,6 +96,9 @@ class Engine:
         spec: Spec | None = None,
         clock: Clock = utc_now,
         retry: RetryPolicy | None = None,
+        *,
+        templates: Templates | None = None,
+        customers: CustomerResolver | None = None,
         **options: Any,
     ) -> Engine:
         """An engine on the store ``target`` names: an SQLite file path, a ``postgresql://`` DSN
@@ -89,7 +108,7 @@ class Engine:
         """
         spec = spec or Spec.default()
         if str(target) == ":memory:":
-            return cls(MemoryStore(), spec=spec, clock=clock, retry=retry)
+            return cls(MemoryStore(), spec, clock, retry, templates=templates, customers=customers)
         if str(target).startswith(("postgresql://", "postgres://")):
             try:
                 from .stores.postgres import PostgresStore
@@ -102,7 +121,7 @@ class Engine:
             from .stores.sqlite import SQLiteStore
 
             store = SQLiteStore(target, spec, **options)
-        return cls(store, spec=spec, clock=clock, retry=retry)
+        return cls(store, spec, clock, retry, templates=templates, customers=customers)
 
     def close(self) -> None:
         """Close the store; the engine is unusable afterwards."""
@@ -258,6 +277,17 @@ class Engine:
         """
         now = self.clock() if now is None else now
         return self.dispatcher.preview(now, limit)
+
+    def message(self, notice: Notice) -> Message:
+        """``notice`` rendered for its customer, as a sender with ``send_message`` gets it.
+
+        >>> engine = Engine.in_memory()
+        >>> _ = engine.apply(Event.from_dict({"event_id": "gw-1", "debit_id": "d-1",
+        ...     "type": "succeeded", "occurred_at": "2026-03-05T10:00:00+00:00"}))
+        >>> engine.message(engine.notices()[0]).text
+        'Your payment of the amount due for loan d-1 was collected on March 5, 2026. Thank you.'
+        """
+        return self.dispatcher.words.render(notice, self.store.debit(notice.debit_id))
 
     def dispatch_notices(
         self, wanted: Iterable[tuple[str, str, datetime]], senders: Iterable[Sender]

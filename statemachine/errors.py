@@ -45,6 +45,10 @@ class SpecError(StateMachineError, ValueError):
     """A machine spec that cannot be used; the message says what is wrong and how to fix it."""
 
 
+class TemplateError(SpecError):
+    """A notice template file that cannot be used; the message names the file and the fix."""
+
+
 class StoreError(StateMachineError):
     """A store failed in a way the caller cannot fix by retrying the same call."""
 

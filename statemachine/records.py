@@ -62,7 +62,8 @@ class Notice(NamedTuple):
         return self.notice_id
 
     def text(self) -> str:
-        """A plain customer-facing sentence; real senders bring their own templates."""
+        """A plain English sentence naming the debit, for senders that take notices; the
+        customer's own text, from the templates, is ``engine.message(notice)`` (N10)."""
         said = {
             SUCCEEDED: "was collected",
             FAILED: "could not be collected",

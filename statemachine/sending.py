@@ -14,16 +14,27 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InvalidDefinition
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .clock import Clock
+    from .dispatch import Dispatcher, Sender
+    from .records import DebitRecord, Notice
 
 T = TypeVar("T")
 
 
 def is_async(sender: object) -> bool:
-    """Whether the sender's ``send`` is a coroutine function (awaited on an event loop)."""
-    return inspect.iscoroutinefunction(getattr(sender, "send", None))
+    """Whether the sender's ``send`` or ``send_message`` is a coroutine function (awaited on
+    an event loop)."""
+    return any(
+        inspect.iscoroutinefunction(getattr(sender, method, None))
+        for method in ("send", "send_message")
+    )
 
 
 def rate_of(sender: object) -> float | None:
@@ -163,3 +174,44 @@ class SendPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SendRun:
+    """One dispatch's sends: each checks its lease right before the send (N7), then
+    delivers through the channels, inline, on a thread or on the event loop."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        channels: tuple[Sender, ...],
+        tick: Clock,
+        limiter: RateLimiter,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.channels = channels
+        self.tick = tick
+        self.limiter = limiter
+        self.asynchronous = any(is_async(s) for s in channels)
+
+    def submit(
+        self, pool: SendPool, notice: Notice, until: datetime, record: DebitRecord | None
+    ) -> Future[Notice | None]:
+        if self.asynchronous:
+            return pool.submit_coroutine(self._send_async(pool, notice, until, record))
+        return pool.submit(self._send, notice, until, record)
+
+    def _send(self, notice: Notice, until: datetime, record: DebitRecord | None) -> Notice | None:
+        at = self.tick()
+        if at >= until:
+            return None
+        return self.dispatcher.deliver(notice, self.channels, at, self.limiter, record)
+
+    async def _send_async(
+        self, pool: SendPool, notice: Notice, until: datetime, record: DebitRecord | None
+    ) -> Notice | None:
+        at = self.tick()
+        if at >= until:
+            return None
+        return await self.dispatcher.deliver_async(
+            notice, self.channels, at, self.limiter, pool, record
+        )

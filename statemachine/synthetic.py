@@ -4,6 +4,7 @@ Each loan's monthly debit is raised, submitted and collected or refused; on top 
 middleware timeouts reported as failures, callbacks delivered twice or late, retries, bank
 returns weeks later, and the legacy notifier's ``notice_sent`` records (it sent whatever it
 was handed, in arrival order). Records come out in arrival order, as a log would hold them.
+Each ``created`` event names its customer in ``data.customer`` (zh-CN, Asia/Shanghai).
 
 >>> records = list(car_loan_book(3, seed=1))
 >>> {"created", "submitted", "notice_sent"} <= {r["type"] for r in records}
@@ -73,7 +74,16 @@ def _debit(
         events.append((at + timedelta(seconds=rng.expovariate(1 / delay)), record))
 
     amount = rng.randrange(150_000, 600_000, 100)
-    emit("created", due - timedelta(hours=1), "internal", amount=amount, currency="CNY")
+    # Who to tell, as a lender's loan system would hand it over (N10); the numbers are not
+    # real mobile numbers (no Chinese mobile number starts 100).
+    customer = {
+        "locale": "zh-CN",
+        "time_zone": "Asia/Shanghai",
+        "loan_ref": f"loan-{number:05d}",
+        "contact": {"sms": f"+86100{number:08d}"},
+    }
+    emit("created", due - timedelta(hours=1), "internal", amount=amount, currency="CNY",
+         data={"customer": customer})  # fmt: skip
     attempt, at = 1, due
     while True:
         emit("submitted", at, "gateway", attempt)

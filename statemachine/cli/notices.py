@@ -12,6 +12,7 @@ import orjson
 
 from ..dispatch import Sender
 from ..engine import Engine
+from ..messages import Message, mask
 from ..receipts import ReceiptResult, receipt_fields
 from ..records import Notice
 from ..replay import LogUnreadable, read_log
@@ -34,7 +35,7 @@ from .options import (
     multiple=True,
     metavar="MODULE:FACTORY",
     help="A callable returning a sender, tried in the order given; `print` writes each "
-    "notice to standard output. Without --sender, only shows what would be sent.",
+    "notice's text for its customer to standard output. Without --sender, only shows what would be sent.",
 )
 @click.option(
     "--loop",
@@ -93,12 +94,21 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
 
 
 class PrintSender:
-    """``--sender print``: writes each notice to standard output instead of to a customer."""
+    """``--sender print``: writes each notice, as its customer would read it, to standard
+    output instead of to the customer; contact details masked."""
 
     name = "print"
 
     def send(self, notice: Notice) -> None:
         click.echo(f"-> {notice.debit_id} #{notice.attempt}: {notice.text()} [{notice.notice_id}]")
+
+    def send_message(self, message: Message) -> None:
+        to = ", ".join(f"{channel} {mask(c)}" for channel, c in message.contact.items())
+        template = f" {message.template_id}" if message.template_id else ""
+        click.echo(
+            f"-> {message.debit_id} #{message.attempt} ({message.locale}{template}"
+            f"{'; ' + to if to else ''}): {message.text} [{message.notice_id}]"
+        )
 
 
 def _load_sender(path: str) -> Sender:

@@ -164,7 +164,8 @@ def _exit(centre: tuple[float, float], toward: tuple[float, float]) -> tuple[flo
 
 def html_report(summary: ReplaySummary, spec: Spec) -> str:
     """One page: outcomes, verdicts, notices sent against cancelled, notices prevented over
-    time, the legacy comparison, and the state diagram (drawn, with its Mermaid source)."""
+    time, the legacy comparison, the last customer message sent, and the state diagram
+    (drawn, with its Mermaid source)."""
     sent = sum(n for (_, status), n in summary.notices.items() if status == "sent")
     cancelled = sum(n for (_, status), n in summary.notices.items() if status == "cancelled")
     legacy = len(summary.legacy_failed_but_succeeded)
@@ -182,6 +183,14 @@ def html_report(summary: ReplaySummary, spec: Spec) -> str:
         ),
     ]
     review = "".join(f"<li>{escape(d)}</li>" for d in summary.needs_review[:100]) or "<li>none</li>"
+    example, message = summary.example, ""
+    if example is not None:
+        template = f", template {example.template_id}" if example.template_id else ""
+        message = (
+            f"<h2>The last message sent</h2><p>{escape(example.notice_id)} "
+            f"({escape(example.locale + template)})</p>"
+            f'<blockquote lang="{escape(example.locale)}">{escape(example.text)}</blockquote>'
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Replay report</title>
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}figure{{margin:1em 0}}
@@ -190,6 +199,7 @@ pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head>
 <p>{summary.lines} lines read; {sum(summary.states.values())} debits;
 {summary.misinformed} customers misinformed (their last notice no longer states the outcome).</p>
 {"".join(charts)}
+{message}
 <h2>Needs review</h2><ul>{review}</ul>
 <h2>The debit machine</h2>{state_chart(spec)}
 <details><summary>Mermaid source</summary><pre>{escape(spec.diagram())}</pre></details>

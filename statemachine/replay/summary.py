@@ -17,6 +17,7 @@ import attrs
 
 from ..engine import Engine
 from ..events import FAILED, MAX_ATTEMPT, Refusal, parse_input
+from ..messages import Message
 from ..receipts import delivery_rate, receipt_fields
 from ..records import NoticeStatus
 from .logs import read_records
@@ -46,6 +47,7 @@ class ReplaySummary:
     # Notices cancelled because the state had moved on, by the day they were due: each is a
     # message a notifier without the re-check would have sent.
     prevented: Counter[str] = attrs.field(factory=Counter)
+    example: Message | None = None  # the last notice this run sent, as its customer read it
 
     def to_dict(self) -> dict[str, Any]:
         """The report ``--report FILE`` writes, as JSON."""
@@ -77,6 +79,16 @@ class ReplaySummary:
             "failure_notices_for_collected_attempts": {
                 "legacy": self.legacy_failed_but_succeeded,
                 "engine": self.engine_failed_but_succeeded,
+            },
+            # No contact details: the report is shared, and they are personal data.
+            "example_message": None
+            if self.example is None
+            else {
+                "notice_id": self.example.notice_id,
+                "locale": self.example.locale,
+                "template_id": self.example.template_id,
+                "params": dict(self.example.params),
+                "text": self.example.text,
             },
         }
 
@@ -111,6 +123,12 @@ class ReplaySummary:
         )
         for line in self.invalid[:5]:
             rows.append(f"invalid             {line}")
+        if self.example is not None:
+            template = f", template {self.example.template_id}" if self.example.template_id else ""
+            rows.append(
+                f"last message sent   {self.example.notice_id} ({self.example.locale}{template})"
+            )
+            rows.append(f"                    {self.example.text}")
         return "\n".join(rows)
 
     def delivery_rate(self) -> float | None:
@@ -204,6 +222,8 @@ def replay_records(
         summary.run_receipts.update(replay.receipt_verdicts)
         summary.resumed = replay.resumed
         _summarise(summary, replay.engine, replay.clock.now, legacy)
+        last = next((n for n in reversed(replay.dispatched) if n.status == NoticeStatus.SENT), None)
+        summary.example = replay.engine.message(last) if last is not None else None
     return summary
 
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import T0, ev
 
-from statemachine import Engine, ManualClock, Notice, RecordingSender, TooManyRequests
+from statemachine import Engine, ManualClock, Message, Notice, RecordingSender, TooManyRequests
 from statemachine.errors import InvalidDefinition
 from statemachine.sending import RateLimiter
 
@@ -240,3 +240,25 @@ def test_n9_concurrent_dispatch_still_re_checks_each_notice(make_engine: EngineF
     assert sent == {f"d-{n}" for n in range(1, 10, 2)}
     assert cancelled == {f"d-{n}" for n in range(0, 10, 2)}
     assert {n.debit_id for n in sms.sent} == sent
+
+
+def test_n9_n10_a_coroutine_sender_by_template_gets_the_rendered_message() -> None:
+    class Provider:
+        name = "sms"
+
+        def __init__(self) -> None:
+            self.messages: list[Message] = []
+
+        def send(self, notice: Notice) -> None:
+            raise AssertionError("a sender taking messages is handed messages")
+
+        async def send_message(self, message: Message) -> None:
+            self.messages.append(message)
+
+    engine = Engine.in_memory(clock=ManualClock(T0))
+    due(engine, 6)
+    provider = Provider()
+    handled = engine.dispatch_due([provider], concurrency=3)
+    assert {n.status for n in handled} == {"sent"}
+    assert sorted(m.notice_id for m in provider.messages) == sorted(n.notice_id for n in handled)
+    assert all(m.text and m.channel == "sms" for m in provider.messages)

@@ -89,8 +89,10 @@ def test_verify_reports_a_debit_that_differs_from_its_rebuild(tmp_path: Path) ->
 
 def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
     db = tmp_path / "d.sqlite"
+    customer = {"locale": "zh-CN", "loan_ref": "L-1", "contact": {"sms": "+8613800001234"}}
     with Engine.open(db) as engine:
-        engine.apply(ev("succeeded", 0))
+        engine.apply(ev("created", 0, currency="CNY", data={"customer": customer}))
+        engine.apply(ev("succeeded", 8 * 60))  # 18:00 UTC: the next day in Shanghai
     # Without a sender: a dry run that shows what is due and changes nothing.
     for _ in range(2):
         code, out = invoke("dispatch", "--db", str(db))
@@ -101,7 +103,11 @@ def test_dispatch_command_prints_what_it_sends(tmp_path: Path) -> None:
         assert [n.status for n in engine.notices()] == ["queued"]
     code, out = invoke("dispatch", "--db", str(db), "--sender", "print")
     assert code == 0
-    assert "-> d-1 #1: Your payment d-1 was collected. [d-1#1:succeeded]" in out
+    assert (
+        "-> d-1 #1 (zh-CN SMS_100001; sms +86******1234): "
+        "您的贷款L-1本期还款¥3,560.00已于2026年3月6日扣款成功，感谢您按时还款。 [d-1#1:succeeded]"
+    ) in out
+    assert "+8613800001234" not in out
     assert "sent      d-1#1:succeeded via print" in out
     assert invoke("dispatch", "--db", str(db), "--sender", "print")[1] == ""  # nothing twice
 

@@ -298,6 +298,41 @@ def test_a_batched_replay_on_sqlite_matches_too(tmp_path: Path) -> None:
     assert outcome(many.engine)[:2] == outcome(one.engine)[:2]
 
 
+def test_the_summary_shows_the_last_message_sent_as_its_customer_read_it(tmp_path: Path) -> None:
+    summary = replay_logs(Replay(Engine.in_memory(clock=ManualClock())), [EXAMPLE])
+    message = summary.example
+    assert message is not None
+    assert (message.locale, message.kind, message.template_id) == (
+        "zh-CN",
+        "reversed",
+        "SMS_100003",
+    )
+    assert message.text == (
+        "您的贷款loan-00257本期还款¥2,314.00已被银行退回（2026年5月5日），请留意后续扣款安排。"
+    )
+    assert summary.render().splitlines()[-2:] == [
+        "last message sent   loan-00257/2026-03#1:reversed (zh-CN, template SMS_100003)",
+        f"                    {message.text}",
+    ]
+    report = tmp_path / "report.json"
+    code, out = invoke("replay", EXAMPLE, "--report", str(report))
+    assert code == 0
+    assert message.text in out
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["example_message"]["params"] == {
+        "loan_ref": "loan-00257",
+        "amount": "¥2,314.00",
+        "date": "2026年5月5日",
+    }
+    assert "+86" not in report.read_text(encoding="utf-8")  # contact details stay out of reports
+
+
+def test_a_replay_that_sends_nothing_shows_no_message() -> None:
+    summary = replay_logs(Replay(Engine.in_memory(clock=ManualClock())), [])
+    assert summary.example is None
+    assert "last message sent" not in summary.render()
+
+
 def test_the_cli_batch_size_changes_nothing_but_speed(tmp_path: Path) -> None:
     one, many = str(tmp_path / "one.sqlite"), str(tmp_path / "many.sqlite")
     first = invoke("replay", EXAMPLE, "--db", one, "--batch", "1")
@@ -325,6 +360,7 @@ def test_the_html_report_is_one_self_contained_page(tmp_path: Path) -> None:
     for title in ("Debits by final state", "Events by verdict", "Contradictory notices prevented"):
         assert title in html
     assert "stateDiagram-v2" in html
+    assert '<blockquote lang="zh-CN">您的贷款loan-00257本期还款¥2,314.00' in html
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
