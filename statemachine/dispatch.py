@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .stores.base import StoreAdapter
 
 _FLUSH_SECONDS = 0.5  # sent notices wait at most this long to be recorded in a batch
+_INLINE_GROUP = 64  # notices whose claims are renewed in one write ahead of inline sends
 _RATE_RETRIES = 3  # sends to a channel that answered "too many requests" before the next
 
 
@@ -196,11 +197,13 @@ class Dispatcher:
         token = uuid.uuid4().hex  # this dispatch's claims, told apart from any other's
         todo = deque(self.store.claim_due(now, lease, limit, token=token))
         tick: Clock = clock if clock is not None else (lambda: now)
-        run = SendRun(self, channels, tick, RateLimiter.for_senders(channels))
         pooled = concurrency > 1 or any(is_async(s) for s in channels)
-        # Inline, each notice's claim is renewed in the store right before its send; pooled,
-        # the notices handed to free workers together are renewed together, right before.
-        slots = concurrency if pooled else 1
+        # Claims are renewed for the notices about to go out together, in one write. Inline,
+        # each send is then preceded by a read of its claim, in case another dispatcher took
+        # it over meanwhile; pooled, the workers start on them at once.
+        holds = None if pooled else (lambda notice_id: self.store.holds_claim(notice_id, token))
+        run = SendRun(self, channels, tick, RateLimiter.for_senders(channels), holds)
+        slots = concurrency if pooled else _INLINE_GROUP
         handled: list[Notice] = []
         unsaved: list[Notice] = []
         flushed = time.monotonic()

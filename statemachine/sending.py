@@ -186,8 +186,10 @@ class SendRun:
         channels: tuple[Sender, ...],
         tick: Clock,
         limiter: RateLimiter,
+        holds: Callable[[str], bool] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.holds = holds  # the claim's check right before each send, where it can run
         self.channels = channels
         self.tick = tick
         self.limiter = limiter
@@ -202,7 +204,7 @@ class SendRun:
 
     def _send(self, notice: Notice, until: datetime, record: DebitRecord | None) -> Notice | None:
         at = self.tick()
-        if at >= until:
+        if at >= until or (self.holds is not None and not self.holds(notice.notice_id)):
             return None
         return self.dispatcher.deliver(notice, self.channels, at, self.limiter, record)
 

@@ -133,6 +133,11 @@ class Outbox(Protocol):
         still held, now extended."""
         ...
 
+    def holds_claim(self, notice_id: str, token: str) -> bool:
+        """Whether ``token`` holds the notice's claim now: a read, the check right before a
+        send whose claim was renewed with others just before."""
+        ...
+
     def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
         """Record dispatched notices' new status, in one transaction. With ``token``, each is
         written only where that claim still holds (one taken over is left to its new holder),

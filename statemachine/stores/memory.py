@@ -186,6 +186,10 @@ class MemoryStore(DerivedReports):
         heapq.heappush(self._due, (now + lease, notice_id, claim[2]))
         return True
 
+    def holds_claim(self, notice_id: str, token: str) -> bool:
+        claim = self._claims.get(notice_id)
+        return claim is not None and claim[0] == token
+
     def renew_claims(
         self, notice_ids: Sequence[str], token: str, now: datetime, lease: timedelta
     ) -> set[str]:

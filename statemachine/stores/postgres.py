@@ -43,6 +43,11 @@ class SQL(Queries):
     )
     revisions = "SELECT debit_id, revision FROM debits WHERE debit_id = ANY(?)"
     priors = "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id = ANY(?)"
+    renew_claims = Queries.renew_claims.replace("notice_id IN ({})", "notice_id = ANY(?)")
+    held = "SELECT notice_id FROM notices WHERE claimed_by = ? AND notice_id = ANY(?) FOR UPDATE"
+    facts_in = Queries.facts_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
+    debit_rows_in = Queries.debit_rows_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
+    notices_in = Queries.notices_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
     # Several dispatchers: each takes what no other holds, and skips rather than waits.
     claimable = Queries.claimable + " FOR UPDATE SKIP LOCKED"
     notice_tally = (

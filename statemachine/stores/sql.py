@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
-
-import orjson
 
 from ..decide import Decide, Decision
 from ..events import Event
 from ..precedence import Verdict, fold
-from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
+from ..records import DebitRecord, Notice, Result, StoredEvent
 from ..spec import Spec
 from .base import Item, Stop
 from .queries import Queries
+from .sql_outbox import SQLOutbox
 from .sql_receipts import SQLReceipts
 from .sql_reports import SQLReports, chunks
 
@@ -62,7 +61,7 @@ class _Batch:
             store._remember(record)
 
 
-class SQLStore(SQLReports, SQLReceipts):
+class SQLStore(SQLOutbox, SQLReports, SQLReceipts):
     """The logic of every SQL store; subclasses speak their dialect."""
 
     SQL: ClassVar[type[Queries]]
@@ -201,20 +200,7 @@ class SQLStore(SQLReports, SQLReceipts):
 
     def _load(self, conn: Connection, debit_id: str, revision: int) -> DebitRecord:
         """The record from its row, its stored events and its notices."""
-        facts = [Event.from_json(p) for (p,) in conn.execute(self.SQL.facts, (debit_id,))]
-        record = DebitRecord(debit_id, self.spec.initial)
-        record.take(fold(facts, self.spec))  # the winning strength is kept nowhere else
-        # The row is the live state; `verify` compares it with the fold (P6).
-        row = conn.execute(self.SQL.debit_row, (debit_id,)).fetchone()
-        (record.state, record.attempt, record.version, needs_review, record.review_reason,
-         record.amount, record.currency) = row  # fmt: skip
-        record.needs_review = bool(needs_review)
-        record.facts = facts
-        record.max_attempt = max((f.attempt for f in facts), default=1)
-        record.revision = revision
-        for notice in self._notices(conn.execute(self.SQL.notices_of, (debit_id,))):
-            record.notices[notice.notice_id] = notice
-        return record
+        return self._load_many(conn, {debit_id: revision})[debit_id]
 
     def _remember(self, record: DebitRecord) -> None:
         self._cache[record.debit_id] = record
@@ -257,13 +243,38 @@ class SQLStore(SQLReports, SQLReceipts):
         found: dict[str, DebitRecord] = {}
         with self._read() as conn:
             for chunk in chunks(wanted):
+                stale: dict[str, int] = {}
                 for debit_id, revision in self._select_in(conn, self.SQL.revisions, chunk):
                     cached = self._cache.get(debit_id)
                     if cached is not None and cached.revision == revision:
                         found[debit_id] = cached
                     else:
-                        found[debit_id] = self._load(conn, debit_id, revision)
+                        stale[debit_id] = revision
+                if stale:
+                    found.update(self._load_many(conn, stale))
         return found
+
+    def _load_many(self, conn: Connection, revisions: dict[str, int]) -> dict[str, DebitRecord]:
+        """``_load`` for many debits, in three queries."""
+        ids = list(revisions)
+        facts: dict[str, list[Event]] = {debit_id: [] for debit_id in ids}
+        for debit_id, payload in self._select_in(conn, self.SQL.facts_in, ids):
+            facts[debit_id].append(Event.from_json(payload))
+        records = {}
+        for row in self._select_in(conn, self.SQL.debit_rows_in, ids):
+            record = DebitRecord(row[0], self.spec.initial)
+            record.take(fold(facts[row[0]], self.spec))  # the winning strength is kept nowhere else
+            (record.state, record.attempt, record.version, needs_review, record.review_reason,
+             record.amount, record.currency) = row[1:]  # fmt: skip
+            record.needs_review = bool(needs_review)
+            record.facts = facts[row[0]]
+            record.max_attempt = max((f.attempt for f in record.facts), default=1)
+            record.revision = revisions[row[0]]
+            records[row[0]] = record
+        notices = [self._notice(row) for row in self._select_in(conn, self.SQL.notices_in, ids)]
+        for notice in sorted(notices, key=lambda n: n.version):
+            records[notice.debit_id].notices[notice.notice_id] = notice
+        return records
 
     def debit_ids(self) -> Iterable[str]:
         with self._read() as conn:
@@ -301,157 +312,3 @@ class SQLStore(SQLReports, SQLReceipts):
                 return self._notices(conn.execute(self.SQL.all_notices))
             found = self._notices(conn.execute(self.SQL.notices_of, (debit_id,)))
         return sorted(found, key=lambda n: (n.created_at, n.notice_id))
-
-    def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
-        with self._read() as conn:
-            rows = conn.execute(self.SQL.queued, (self._time_in(since), self._time_in(until)))
-            return [(debit_id, notice_id, self._time_out(due)) for debit_id, notice_id, due in rows]
-
-    def next_due(self, after: datetime) -> datetime | None:
-        with self._read() as conn:
-            row = conn.execute(self.SQL.next_due, (self._time_in(after),)).fetchone()
-        return None if row is None or row[0] is None else self._time_out(row[0])
-
-    def claim_due(
-        self, now: datetime, lease: timedelta, limit: int | None = None, *, token: str
-    ) -> list[Notice]:
-        """Due notices, claimed under ``token`` for ``lease`` so that other dispatchers pass
-        them by."""
-        at, until = self._time_in(now), self._time_in(now + lease)
-        with self._write() as conn:
-            found = self._notices(
-                conn.execute(
-                    self.SQL.claimable, (at, at, self.SQL.no_limit if limit is None else limit)
-                )
-            )
-            for notice in found:
-                conn.execute(self.SQL.claim, (until, token, notice.notice_id))
-        return found
-
-    def renew_claim(self, notice_id: str, token: str, now: datetime, lease: timedelta) -> bool:
-        """Whether ``token`` still holds the queued notice's live claim; if so, extend it."""
-        with self._write() as conn:
-            until, at = self._time_in(now + lease), self._time_in(now)
-            return bool(conn.execute(self.SQL.renew_claim, (until, notice_id, token, at)).rowcount)
-
-    def renew_claims(
-        self, notice_ids: Sequence[str], token: str, now: datetime, lease: timedelta
-    ) -> set[str]:
-        """``renew_claim`` for many notices, in one transaction."""
-        if not notice_ids:
-            return set()
-        with self._write() as conn:
-            until, at = self._time_in(now + lease), self._time_in(now)
-            return {
-                notice_id
-                for notice_id in notice_ids
-                if conn.execute(self.SQL.renew_claim, (until, notice_id, token, at)).rowcount
-            }
-
-    def save_notices(self, notices: Iterable[Notice], *, token: str | None = None) -> None:
-        """Record dispatches; with ``token``, only where that claim holds. A claimed notice
-        re-planned meanwhile by an apply keeps the outcome and version the apply gave it."""
-        todo = list(notices)
-        if not todo:
-            return
-        debit_ids = sorted({n.debit_id for n in todo})
-        with self._write() as conn:
-            self._lock(conn, debit_ids)
-            revisions: dict[str, int] = {}
-            for chunk in chunks(debit_ids):
-                revisions.update(self._select_in(conn, self.SQL.revisions, chunk))
-            written, refused = todo, set()
-            if token is None:
-                self._many(conn, self.SQL.upsert_notice, [self._notice_row(n) for n in todo])
-            else:
-                written = []
-                for notice in todo:
-                    row = self._claimed_row(notice, token)
-                    if conn.execute(self.SQL.save_claimed, row).rowcount:
-                        written.append(notice)
-                    else:
-                        refused.add(notice.debit_id)  # taken over: the new holder records it
-            self._many(conn, self.SQL.touch_debit, [(d,) for d in debit_ids if d in revisions])
-            # Keep cached records that were current: it saves reloading the debits' events.
-            for debit_id in debit_ids:
-                cached = self._cache.get(debit_id)
-                if (
-                    cached is not None
-                    and cached.revision == revisions.get(debit_id, -1)
-                    and debit_id not in refused
-                ):
-                    cached.revision += 1
-                else:
-                    self._cache.pop(debit_id, None)
-            for notice in written:
-                cached = self._cache.get(notice.debit_id)
-                if cached is not None:
-                    cached.notices[notice.notice_id] = notice
-
-    def _notices(self, cursor: Any) -> list[Notice]:
-        names = [d[0] for d in cursor.description]
-        found = []
-        for values in cursor.fetchall():
-            row = dict(zip(names, values, strict=True))
-            found.append(
-                Notice(
-                    row["notice_id"],
-                    row["debit_id"],
-                    row["attempt"],
-                    row["kind"],
-                    row["outcome"],
-                    self._time_out(row["due_at"]),
-                    self._time_out(row["created_at"]),
-                    NoticeStatus(row["status"]),
-                    self._time_out(row["sent_at"]) if row["sent_at"] is not None else None,
-                    row["channel"],
-                    row["deliveries"],
-                    row["last_error"],
-                    row["status_reason"],
-                    row["version"],
-                    tuple(orjson.loads(row["tried"])) if row["tried"] else (),
-                    self._time_out(row["receipt_by"]) if row["receipt_by"] else None,
-                )
-            )
-        return found
-
-    def _claimed_row(self, notice: Notice, token: str) -> tuple[Any, ...]:
-        """``save_claimed``'s parameters: the dispatch's outcome, fenced by ``token``."""
-        return (
-            notice.status.value,
-            self._time_in(notice.due_at),
-            self._time_in(notice.sent_at) if notice.sent_at else None,
-            notice.channel,
-            notice.deliveries,
-            notice.last_error,
-            notice.status_reason,
-            _tried_in(notice.tried),
-            self._time_in(notice.receipt_by) if notice.receipt_by else None,
-            notice.notice_id,
-            token,
-        )
-
-    def _notice_row(self, notice: Notice) -> tuple[Any, ...]:
-        return (
-            notice.notice_id,
-            notice.debit_id,
-            notice.attempt,
-            notice.kind,
-            notice.outcome,
-            notice.status.value,
-            self._time_in(notice.due_at),
-            self._time_in(notice.created_at),
-            self._time_in(notice.sent_at) if notice.sent_at else None,
-            notice.channel,
-            notice.deliveries,
-            notice.last_error,
-            notice.status_reason,
-            notice.version,
-            _tried_in(notice.tried),
-            self._time_in(notice.receipt_by) if notice.receipt_by else None,
-        )
-
-
-def _tried_in(tried: tuple[str, ...]) -> str | None:
-    """The channels a notice fell back from, as a JSON list (None for none)."""
-    return orjson.dumps(list(tried)).decode() if tried else None
