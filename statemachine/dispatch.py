@@ -204,6 +204,8 @@ class Dispatcher:
         holds = None if pooled else (lambda notice_id: self.store.holds_claim(notice_id, token))
         run = SendRun(self, channels, tick, RateLimiter.for_senders(channels), holds)
         slots = concurrency if pooled else _INLINE_GROUP
+        # A message is rendered from the debit's events (its customer); a plain send needs none.
+        rendered = any(hasattr(s, "send_message") for s in channels)
         handled: list[Notice] = []
         unsaved: list[Notice] = []
         flushed = time.monotonic()
@@ -214,7 +216,7 @@ class Dispatcher:
                     group = [todo.popleft() for _ in range(min(slots - len(inflight), len(todo)))]
                     at = tick()
                     live = self.store.renew_claims([n.notice_id for n in group], token, at, lease)
-                    records = self.store.debits({n.debit_id for n in group})
+                    records = self.store.debits({n.debit_id for n in group}, events=rendered)
                     for notice in group:
                         if notice.notice_id not in live:
                             continue  # taken over, or no longer queued: not ours to send

@@ -87,8 +87,10 @@ class Store(Protocol):
 
     def debit(self, debit_id: str) -> DebitRecord | None: ...
 
-    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
-        """``debit`` for several at once; ids not stored are left out."""
+    def debits(self, debit_ids: Iterable[str], *, events: bool = True) -> dict[str, DebitRecord]:
+        """``debit`` for several at once; ids not stored are left out. ``events=False`` may
+        leave out the debits' events (``facts``): what the N3 re-check needs is the state,
+        the attempt and the notices."""
         ...
 
     def debit_ids(self) -> Iterable[str]: ...
@@ -232,7 +234,7 @@ class DerivedReports:
     def debit_ids(self) -> Iterable[str]:
         raise NotImplementedError
 
-    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
+    def debits(self, debit_ids: Iterable[str], *, events: bool = True) -> dict[str, DebitRecord]:
         raise NotImplementedError
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:

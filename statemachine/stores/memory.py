@@ -110,7 +110,7 @@ class MemoryStore(DerivedReports):
     def debit(self, debit_id: str) -> DebitRecord | None:
         return self._debits.get(debit_id)
 
-    def debits(self, debit_ids: Iterable[str]) -> dict[str, DebitRecord]:
+    def debits(self, debit_ids: Iterable[str], *, events: bool = True) -> dict[str, DebitRecord]:
         return {d: self._debits[d] for d in debit_ids if d in self._debits}
 
     def debit_ids(self) -> Iterable[str]:
