@@ -10,6 +10,9 @@ events through ``feed``, refused input through ``refuse`` and delivery receipts 
 ``receipt``, each on its own time; with ``strict`` the first refused line (a reused event_id
 included) is stored and stops the run.
 
+A rerun after a crash resumes: the lines already stored only move the clock, since what
+their advances dispatched was committed with them; so it ends as a run that went through.
+
 >>> from statemachine import Engine, Event, ManualClock
 >>> replay = Replay(Engine.in_memory(clock=ManualClock()))
 >>> replay.apply(Event.from_dict({"event_id": "gw-1", "debit_id": "d-1", "type": "failed",
@@ -130,12 +133,10 @@ class Replay(_Run):
         self.apply(event, raw=raw, origin=origin)
 
     def skip(self, event: Event) -> None:
-        """A line an interrupted run already stored: the clock moves (and dispatches) as it
-        did then, nothing is applied again."""
+        """A line an interrupted run already stored: the clock moves to its time, and nothing
+        is applied or dispatched again (its advance dispatched before it was stored)."""
         self.resumed += 1
-        if event.occurred_at > self.clock.now:
-            self.clock.advance_to(event.occurred_at)
-            self.dispatch()
+        self.clock.advance_to(event.occurred_at)
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
         """Store input that is not an event, with verdict ``invalid``."""
@@ -214,8 +215,9 @@ class BatchedReplay(_Run):
         self._touched: dict[str, int] = {}  # debit -> advances seen at its last notice-able event
         # Queued notices wait in the store, not in memory: a clock advance asks the store for
         # those due since the last one, and only once it passes the earliest due time known.
-        # The first advance also finds what an interrupted replay left queued.
-        self._seen = self.clock.now  # crossings up to this time are collected
+        # The first advance asks for every queued notice, so it also finds those planned at
+        # the last line an interrupted replay stored, which cross at that advance.
+        self._seen = DAWN  # crossings up to this time are collected
         self._next: datetime | None = None  # earliest queued due time after it; None: ask
         self._crossed: dict[str, list[tuple[str, datetime]]] = {}  # debit -> (notice, when)
         self._crossed_ids: set[str] = set()
@@ -242,10 +244,10 @@ class BatchedReplay(_Run):
             self.commit()
 
     def skip(self, event: Event) -> None:
-        """A line an interrupted run already stored: the clock moves (and dispatches) as it
-        did then, nothing is applied again."""
+        """A line an interrupted run already stored: the clock moves to its time, and nothing
+        is applied or dispatched again (its batch was committed with what it dispatched)."""
         self.resumed += 1
-        self._advance(event)
+        self.clock.advance_to(event.occurred_at)
 
     def _advance(self, event: Event) -> None:
         self._advance_to(event.occurred_at)
