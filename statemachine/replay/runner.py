@@ -109,11 +109,15 @@ class Replay(_Run):
     """Feeds events to an engine whose clock is a :class:`ManualClock`, dispatching on the way."""
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
-        """Move the clock to the event's time (dispatching what it passes), then apply it."""
-        if event.occurred_at > self.clock.now:
+        """Move the clock to the event's time (dispatching what it passes), then apply it, in
+        one unit of work: a rerun after a crash finds the event and that dispatch, or neither."""
+        if event.occurred_at <= self.clock.now:
+            return self._checked(self.engine.apply(event, raw=raw, origin=origin), origin)
+        with self.engine.transaction():
             self.clock.advance_to(event.occurred_at)
             self.dispatch()
-        return self._checked(self.engine.apply(event, raw=raw, origin=origin), origin)
+            result = self.engine.apply(event, raw=raw, origin=origin)
+        return self._checked(result, origin)
 
     def ingest(
         self,
@@ -134,7 +138,7 @@ class Replay(_Run):
 
     def skip(self, event: Event) -> None:
         """A line an interrupted run already stored: the clock moves to its time, and nothing
-        is applied or dispatched again (its advance dispatched before it was stored)."""
+        is applied or dispatched again (what its advance dispatched was stored with it)."""
         self.resumed += 1
         self.clock.advance_to(event.occurred_at)
 
@@ -167,8 +171,10 @@ class Replay(_Run):
 
     def finish(self) -> list[Notice]:
         """Move the clock past every pending due time (settle windows, retries) and every wait
-        for a receipt, and dispatch."""
-        return self._drain(self.dispatch)
+        for a receipt, and dispatch, in one unit of work: the end time depends on what is
+        queued, so a crash must leave all of it queued or none."""
+        with self.engine.transaction():
+            return self._drain(self.dispatch)
 
     def close(self, error: BaseException | None = None) -> None:
         """End the replay: every event is already committed on its own."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from support import T0, ev
 
-from statemachine import Engine, ManualClock
+from statemachine import Engine, ManualClock, Notice
+from statemachine.dispatch import Sender
 from statemachine.replay import BatchedReplay, Replay, replay_logs
 
 # A success (10:05) replaced by an operator's failure that arrives later but happened earlier
@@ -30,8 +32,12 @@ FOUR_LINES = [
 ]  # fmt: skip
 
 
-def runner(engine: Engine, batch_size: int) -> Replay | BatchedReplay:
-    return Replay(engine) if batch_size == 1 else BatchedReplay(engine, batch_size=batch_size)
+def runner(
+    engine: Engine, batch_size: int, senders: list[Sender] | None = None
+) -> Replay | BatchedReplay:
+    if batch_size == 1:
+        return Replay(engine, senders)
+    return BatchedReplay(engine, senders, batch_size=batch_size)
 
 
 def interrupt_after(count: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
@@ -89,4 +95,51 @@ def test_a_replay_stopped_after_a_commit_resumes_to_the_clean_notices(
     with Engine.open(db, clock=ManualClock()) as engine:
         summary = replay_logs(runner(engine, batch_size), [log])
         assert summary.resumed == stop_after // batch_size * batch_size
+        assert differences(outcome(engine), clean) == []
+
+
+class Crash(BaseException):
+    """The process dies: nothing after it runs, no handler for errors catches it."""
+
+
+class DyingSender:
+    """A channel whose process dies as it hands over the first notice."""
+
+    name = "replay"
+
+    def send(self, notice: Notice) -> None:
+        raise Crash(notice.notice_id)
+
+
+# Logs whose first send, the one the process dies in, is at a clock advance (D's success, at
+# 10:05) or at the end, once the clock passes the settle window (D's failure, at 10:15).
+DIES_IN = {
+    "an advance": (
+        [("succeeded", 0, "D"), ("succeeded", 5, "E"), ("submitted", 10, "B")],
+        ("D#1:succeeded", 5),
+    ),
+    "finish": ([("submitted", 0, "E"), ("failed", 0, "D")], ("D#1:failed", 15)),
+}
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+@pytest.mark.parametrize("dies_in", sorted(DIES_IN))
+def test_a_replay_that_dies_mid_dispatch_resumes_to_the_clean_notices(
+    tmp_path: Path, batch_size: int, dies_in: str
+) -> None:
+    lines, (first_sent, minutes) = DIES_IN[dies_in]
+    log = tmp_path / "dies.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(ev(kind, at, debit_id=debit_id).to_dict()) + b"\n"
+                             for kind, at, debit_id in lines))  # fmt: skip
+    with Engine.open(tmp_path / "clean.sqlite", clock=ManualClock()) as engine:
+        replay_logs(runner(engine, batch_size), [log])
+        clean = outcome(engine)
+    assert clean[first_sent][:3] == ("sent", "replay", T0 + timedelta(minutes=minutes))
+    db = tmp_path / "resumed.sqlite"
+    with Engine.open(db, clock=ManualClock()) as engine:
+        dying = runner(engine, batch_size, [DyingSender()])
+        with pytest.raises(Crash):
+            replay_logs(dying, [log])
+    with Engine.open(db, clock=ManualClock()) as engine:
+        replay_logs(runner(engine, batch_size), [log])
         assert differences(outcome(engine), clean) == []
