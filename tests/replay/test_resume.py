@@ -4,18 +4,36 @@ the notices of one that ran through."""
 from __future__ import annotations
 
 import contextlib
+import os
+import random
+import signal
+import sqlite3
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from support import T0, ev
+from conftest import DURABLE, PG_DSN, Target
+from support import DEADLINE, T0, Child, ev
 
 from statemachine import Engine, ManualClock, Notice
 from statemachine.dispatch import Sender
 from statemachine.replay import BatchedReplay, Replay, replay_logs
+from statemachine.replay.runner import LEGACY_NOTICE
+from statemachine.synthetic import car_loan_book
+
+try:
+    from psycopg.errors import UndefinedTable
+except ImportError:  # PostgreSQL is optional: then no child uses it
+
+    class UndefinedTable(Exception):  # type: ignore[no-redef]
+        """Stands in for psycopg's error where psycopg is not installed."""
+
 
 # A success (10:05) replaced by an operator's failure that arrives later but happened earlier
 # (10:01): the success notice, due at 10:05, is judged at the next advance (10:10), when the
@@ -143,3 +161,144 @@ def test_a_replay_that_dies_mid_dispatch_resumes_to_the_clean_notices(
     with Engine.open(db, clock=ManualClock()) as engine:
         replay_logs(runner(engine, batch_size), [log])
         assert differences(outcome(engine), clean) == []
+
+
+def disordered_log(path: Path, loans: int, seed: int) -> int:
+    """Write a synthetic book whose lines arrive further out of order than the field's (a third
+    of them pushed up to 40 lines later), with a few bad lines; returns how many lines are
+    stored (all but the legacy notice records)."""
+    rng = random.Random(seed)
+    records: list[Any] = list(car_loan_book(loans, seed=seed))
+    for index in range(len(records)):
+        if rng.random() < 0.3:
+            records.insert(min(len(records) - 1, index + rng.randrange(1, 40)), records.pop(index))
+    lines = [orjson.dumps(record) for record in records]
+    for _ in range(3):
+        lines.insert(rng.randrange(len(lines)), b'{"event_id": "broken", "type": "failed"')
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return sum(1 for record in records if record["type"] != LEGACY_NOTICE) + 3
+
+
+class Stored:
+    """Counts the events a replay process has committed, on a read-only connection of its own
+    (0 until the process has made its tables)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._conn: Any = None
+
+    def __call__(self) -> int:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        except (sqlite3.OperationalError, UndefinedTable):
+            self.close()  # no file or no tables yet: look again at the next poll
+            return 0
+
+    def _connect(self) -> Any:
+        if self.target.schema is None:
+            return sqlite3.connect(f"file:{self.target.url}?mode=ro", uri=True)
+        import psycopg
+
+        assert PG_DSN is not None
+        conn = psycopg.connect(PG_DSN, autocommit=True)
+        conn.execute(f"SET search_path TO {self.target.schema}")
+        conn.execute("SET default_transaction_read_only = on")
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def kill_after_commit(child: Child, stored: Stored, threshold: int) -> bool:
+    """SIGKILL the child once it has committed ``threshold`` events or more: anywhere after
+    that commit, mid-batch or mid-dispatch included. False if it ended by itself first."""
+    deadline = time.monotonic() + DEADLINE
+    while stored() < threshold:
+        if child.process.poll() is not None:
+            child.finish()
+            return False
+        assert time.monotonic() < deadline, f"{child.args}: stored under {threshold} events"
+        time.sleep(0.002)  # a poll of the store, not a wait for the child to get somewhere
+    child.kill()
+    return child.process.returncode == -signal.SIGKILL
+
+
+KILLS = {"sqlite": 36, "postgres": 10}  # PostgreSQL commits slower: fewer kills, as short
+CHAIN = 6  # kills of one database before it is replayed to the end
+BATCHES = [1, 2, 7, 50, 300]
+
+
+def fresh_target(kind: str, folder: Path, number: int) -> Target:
+    if kind == "sqlite":
+        return Target(kind, str(folder / f"chain-{number}.sqlite"))
+    assert PG_DSN is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    return Target(kind, f"{PG_DSN}?schema={schema}", schema)
+
+
+def kill_chain(
+    target: Target, log: Path, rows: int, batch: int, rng: random.Random
+) -> tuple[Outcome, list[int]]:
+    """Replay ``log`` into ``target``, SIGKILLing the process up to CHAIN times at random
+    commits and starting it again, then let it run through. Returns the store's outcome and
+    the number of events stored when each kill was ordered."""
+    stored = Stored(target)
+    command = ["-m", "statemachine", "replay", str(log), "--db", target.url, "--batch", str(batch)]  # fmt: skip
+    # Spread over the whole log; `rows` itself kills it once every line is stored (in finish).
+    spread = sorted(rng.randint(1, rows) for _ in range(CHAIN - 1))
+    chain: list[int] = []
+    for planned in [*spread, rng.choice([rows, spread[-1]])]:
+        done = stored()
+        if done >= rows:
+            break
+        threshold = max(planned, done + 1)  # always after a commit of the process killed
+        if not kill_after_commit(Child(*command), stored, threshold):
+            break  # it ran through before the kill
+        chain.append(threshold)
+    stored.close()
+    Child(*command).finish()
+    with Engine.open(target.url, clock=ManualClock()) as engine:
+        assert engine.verify() == []
+        return outcome(engine), chain
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_kind", DURABLE, indirect=True)
+def test_replay_processes_killed_at_random_points_resume_to_the_clean_end(
+    store_kind: str, tmp_path: Path
+) -> None:
+    seed = int(os.environ.get("STATEMACHINE_KILL_SEED", random.randrange(1_000_000)))
+    print(f"STATEMACHINE_KILL_SEED={seed}")  # shown when the test fails: rerun with it set
+    log = tmp_path / "disordered.jsonl"
+    rows = disordered_log(log, 300, seed)
+    with Engine.in_memory(clock=ManualClock()) as engine:
+        replay_logs(Replay(engine), [log])
+        clean = outcome(engine)
+    batches = random.Random(seed).sample(BATCHES, len(BATCHES))
+    kills, chains, started = 0, 0, time.monotonic()
+
+    def run(number: int) -> tuple[int, Outcome, list[int]]:
+        target = fresh_target(store_kind, tmp_path, number)
+        batch = batches[number % len(batches)]
+        try:
+            return batch, *kill_chain(target, log, rows, batch, random.Random(f"{seed}/{number}"))
+        finally:
+            if target.schema is not None:
+                target.execute(f"DROP SCHEMA IF EXISTS {target.schema} CASCADE")
+
+    # Two SQLite chains at once, a child per core. PostgreSQL's advisory locks are keyed by
+    # debit_id across schemas: two chains replaying the same debits would wait on each other.
+    at_once = 2 if store_kind == "sqlite" else 1
+    with ThreadPoolExecutor(at_once) as pool:
+        while kills < KILLS[store_kind]:
+            for batch, ended, chain in pool.map(run, range(chains, chains + at_once)):
+                assert differences(ended, clean) == [], (
+                    f"STATEMACHINE_KILL_SEED={seed} --batch {batch}: killed after {chain} events"
+                )
+                kills += len(chain)
+            chains += at_once
+    print(f"{kills} kills in {chains} chains, {time.monotonic() - started:.1f} s")
