@@ -155,19 +155,24 @@ class Replay(_Run):
     def receipt(
         self, fields: Mapping[str, Any], raw: str | None = None, origin: str | None = None
     ) -> ReceiptResult:
-        """Move the clock to the receipt's time (dispatching what it passes), then record it.
-        ``fields`` are :meth:`Engine.record_receipt`'s (``receipts.receipt_fields``)."""
-        self.skip_receipt(fields)
-        self.resumed -= 1
-        return self._record(fields, raw, origin)
-
-    def skip_receipt(self, fields: Mapping[str, Any]) -> None:
-        """A receipt line an interrupted run already stored: only the clock moves."""
-        self.resumed += 1
+        """Move the clock to the receipt's time (dispatching what it passes), then record it,
+        in one unit of work as :meth:`apply` does. ``fields`` are
+        :meth:`Engine.record_receipt`'s (``receipts.receipt_fields``)."""
         at = _time_of(fields)
-        if at is not None and at > self.clock.now:
+        if at is None or at <= self.clock.now:
+            return self._record(fields, raw, origin)
+        with self.engine.transaction():
             self.clock.advance_to(at)
             self.dispatch()
+            return self._record(fields, raw, origin)
+
+    def skip_receipt(self, fields: Mapping[str, Any]) -> None:
+        """A receipt line an interrupted run already stored: only the clock moves (what its
+        advance dispatched was stored with it)."""
+        self.resumed += 1
+        at = _time_of(fields)
+        if at is not None:
+            self.clock.advance_to(at)
 
     def finish(self) -> list[Notice]:
         """Move the clock past every pending due time (settle windows, retries) and every wait
@@ -259,11 +264,12 @@ class BatchedReplay(_Run):
         self._advance_to(event.occurred_at)
 
     def skip_receipt(self, fields: Mapping[str, Any]) -> None:
-        """A receipt line an interrupted run already stored: only the clock moves."""
+        """A receipt line an interrupted run already stored: only the clock moves (its batch
+        was committed with what it dispatched)."""
         self.resumed += 1
         at = _time_of(fields)
         if at is not None:
-            self._advance_to(at)
+            self.clock.advance_to(at)
 
     def _advance_to(self, moment: datetime) -> None:
         if moment > self.clock.now:

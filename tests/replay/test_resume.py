@@ -116,6 +116,36 @@ def test_a_replay_stopped_after_a_commit_resumes_to_the_clean_notices(
         assert differences(outcome(engine), clean) == []
 
 
+# A receipt line (for a notice no debit has: rejected) moves the clock to 10:05, before
+# D's success is planned at that time: a resume that skips them must not send it then.
+RECEIPT_FIRST = [
+    {"type": "receipt", "notice_id": "X#1", "channel": "replay", "status": "delivered",
+     "occurred_at": "2026-03-05T10:05:00+00:00"},
+    FOUR_LINES[1], FOUR_LINES[0], FOUR_LINES[2], FOUR_LINES[3],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_a_receipt_line_already_stored_only_moves_the_clock(
+    tmp_path: Path, batch_size: int
+) -> None:
+    log = tmp_path / "receipt.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in RECEIPT_FIRST))
+    with Engine.open(tmp_path / "clean.sqlite", clock=ManualClock()) as engine:
+        replay_logs(runner(engine, batch_size), [log])
+        clean = outcome(engine)
+    assert clean["D#1:succeeded"][:3] == ("cancelled", None, None)
+    db = tmp_path / "resumed.sqlite"
+    with (
+        Engine.open(db, clock=ManualClock()) as engine,
+        contextlib.suppress(KeyboardInterrupt),
+    ):
+        replay_logs(runner(engine, batch_size), [log], progress=interrupt_after(3))
+    with Engine.open(db, clock=ManualClock()) as engine:
+        assert replay_logs(runner(engine, batch_size), [log]).resumed == 3
+        assert differences(outcome(engine), clean) == []
+
+
 class Crash(BaseException):
     """The process dies: nothing after it runs, no handler for errors catches it."""
 
