@@ -67,8 +67,7 @@ def raw_floor(path: Path) -> float:
     ids = [
         row[0]
         for row in conn.execute(
-            "SELECT notice_id FROM notices WHERE status = 'queued' AND due_at <= ?"
-            " ORDER BY due_at",
+            "SELECT notice_id FROM notices WHERE status = 'queued' AND due_at <= ? ORDER BY due_at",
             (LATER.isoformat(),),
         )
     ]
@@ -107,7 +106,9 @@ def sqlite_table(count: int, seconds: float) -> None:
 
         floor = raw_floor(fresh())
         print(f"SQLite, {count:,} due notices; floor: raw sqlite3, batches of 500: {floor:,.0f}/s")
-        print(f"{'sender':>14} {'concurrency':>11} {'notices':>8} {'sent/s':>9} {'ideal/s':>9} {'ratio':>6}")
+        print(
+            f"{'sender':>14} {'concurrency':>11} {'notices':>8} {'sent/s':>9} {'ideal/s':>9} {'ratio':>6}"
+        )
         for latency in (0.0, 0.02, 0.2):
             for concurrency in (1, 16, 64, 256):
                 if latency == 0.0 and concurrency in (16,):
@@ -117,7 +118,9 @@ def sqlite_table(count: int, seconds: float) -> None:
                 sent, elapsed = engine_run(fresh(), latency, concurrency, limit)
                 rate = sent / elapsed
                 label = "instant" if latency == 0 else f"{latency * 1000:.0f} ms"
-                print(f"{label:>14} {concurrency:11} {sent:8,} {rate:9,.0f} {ideal:9,.0f} {rate / ideal:6.2f}")
+                print(
+                    f"{label:>14} {concurrency:11} {sent:8,} {rate:9,.0f} {ideal:9,.0f} {rate / ideal:6.2f}"
+                )
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------
@@ -160,8 +163,12 @@ def pg_table(count: int) -> None:
         target = schema()
         made.append(target)
         floor = pg_raw(target)
-        print(f"\nPostgreSQL, {count:,} due notices; floor: raw psycopg, batches of 500: {floor:,.0f}/s")
-        print(f"{'sender':>14} {'processes':>9} {'concurrency':>11} {'sent/s':>9} {'ideal/s':>9} {'ratio':>6}")
+        print(
+            f"\nPostgreSQL, {count:,} due notices; floor: raw psycopg, batches of 500: {floor:,.0f}/s"
+        )
+        print(
+            f"{'sender':>14} {'processes':>9} {'concurrency':>11} {'sent/s':>9} {'ideal/s':>9} {'ratio':>6}"
+        )
         for latency in (0.0, 0.02):
             for processes in (1, 4):
                 target = schema()
@@ -178,7 +185,9 @@ def pg_table(count: int) -> None:
                 rate = count / (time.perf_counter() - start)
                 ideal = floor if latency == 0 else min(processes * 64 / latency, floor)
                 label = "instant" if latency == 0 else f"{latency * 1000:.0f} ms"
-                print(f"{label:>14} {processes:9} {64:11} {rate:9,.0f} {ideal:9,.0f} {rate / ideal:6.2f}")
+                print(
+                    f"{label:>14} {processes:9} {64:11} {rate:9,.0f} {ideal:9,.0f} {rate / ideal:6.2f}"
+                )
     finally:
         for target in made:
             Engine.open(target).store.drop()  # type: ignore[attr-defined]
