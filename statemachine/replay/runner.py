@@ -10,6 +10,9 @@ events through ``feed``, refused input through ``refuse`` and delivery receipts 
 ``receipt``, each on its own time; with ``strict`` the first refused line (a reused event_id
 included) is stored and stops the run.
 
+A rerun after a crash resumes: the lines already stored only move the clock, since what
+their advances dispatched was committed with them; so it ends as a run that went through.
+
 >>> from statemachine import Engine, Event, ManualClock
 >>> replay = Replay(Engine.in_memory(clock=ManualClock()))
 >>> replay.apply(Event.from_dict({"event_id": "gw-1", "debit_id": "d-1", "type": "failed",
@@ -106,11 +109,15 @@ class Replay(_Run):
     """Feeds events to an engine whose clock is a :class:`ManualClock`, dispatching on the way."""
 
     def apply(self, event: Event, *, raw: str | None = None, origin: str | None = None) -> Result:
-        """Move the clock to the event's time (dispatching what it passes), then apply it."""
-        if event.occurred_at > self.clock.now:
+        """Move the clock to the event's time (dispatching what it passes), then apply it, in
+        one unit of work: a rerun after a crash finds the event and that dispatch, or neither."""
+        if event.occurred_at <= self.clock.now:
+            return self._checked(self.engine.apply(event, raw=raw, origin=origin), origin)
+        with self.engine.transaction():
             self.clock.advance_to(event.occurred_at)
             self.dispatch()
-        return self._checked(self.engine.apply(event, raw=raw, origin=origin), origin)
+            result = self.engine.apply(event, raw=raw, origin=origin)
+        return self._checked(result, origin)
 
     def ingest(
         self,
@@ -130,12 +137,10 @@ class Replay(_Run):
         self.apply(event, raw=raw, origin=origin)
 
     def skip(self, event: Event) -> None:
-        """A line an interrupted run already stored: the clock moves (and dispatches) as it
-        did then, nothing is applied again."""
+        """A line an interrupted run already stored: the clock moves to its time, and nothing
+        is applied or dispatched again (what its advance dispatched was stored with it)."""
         self.resumed += 1
-        if event.occurred_at > self.clock.now:
-            self.clock.advance_to(event.occurred_at)
-            self.dispatch()
+        self.clock.advance_to(event.occurred_at)
 
     def refuse(self, refusal: Refusal, raw: str, origin: str | None = None) -> Result:
         """Store input that is not an event, with verdict ``invalid``."""
@@ -150,24 +155,31 @@ class Replay(_Run):
     def receipt(
         self, fields: Mapping[str, Any], raw: str | None = None, origin: str | None = None
     ) -> ReceiptResult:
-        """Move the clock to the receipt's time (dispatching what it passes), then record it.
-        ``fields`` are :meth:`Engine.record_receipt`'s (``receipts.receipt_fields``)."""
-        self.skip_receipt(fields)
-        self.resumed -= 1
-        return self._record(fields, raw, origin)
-
-    def skip_receipt(self, fields: Mapping[str, Any]) -> None:
-        """A receipt line an interrupted run already stored: only the clock moves."""
-        self.resumed += 1
+        """Move the clock to the receipt's time (dispatching what it passes), then record it,
+        in one unit of work as :meth:`apply` does. ``fields`` are
+        :meth:`Engine.record_receipt`'s (``receipts.receipt_fields``)."""
         at = _time_of(fields)
-        if at is not None and at > self.clock.now:
+        if at is None or at <= self.clock.now:
+            return self._record(fields, raw, origin)
+        with self.engine.transaction():
             self.clock.advance_to(at)
             self.dispatch()
+            return self._record(fields, raw, origin)
+
+    def skip_receipt(self, fields: Mapping[str, Any]) -> None:
+        """A receipt line an interrupted run already stored: only the clock moves (what its
+        advance dispatched was stored with it)."""
+        self.resumed += 1
+        at = _time_of(fields)
+        if at is not None:
+            self.clock.advance_to(at)
 
     def finish(self) -> list[Notice]:
         """Move the clock past every pending due time (settle windows, retries) and every wait
-        for a receipt, and dispatch."""
-        return self._drain(self.dispatch)
+        for a receipt, and dispatch, in one unit of work: the end time depends on what is
+        queued, so a crash must leave all of it queued or none."""
+        with self.engine.transaction():
+            return self._drain(self.dispatch)
 
     def close(self, error: BaseException | None = None) -> None:
         """End the replay: every event is already committed on its own."""
@@ -214,8 +226,9 @@ class BatchedReplay(_Run):
         self._touched: dict[str, int] = {}  # debit -> advances seen at its last notice-able event
         # Queued notices wait in the store, not in memory: a clock advance asks the store for
         # those due since the last one, and only once it passes the earliest due time known.
-        # The first advance also finds what an interrupted replay left queued.
-        self._seen = self.clock.now  # crossings up to this time are collected
+        # The first advance asks for every queued notice, so it also finds those planned at
+        # the last line an interrupted replay stored, which cross at that advance.
+        self._seen = DAWN  # crossings up to this time are collected
         self._next: datetime | None = None  # earliest queued due time after it; None: ask
         self._crossed: dict[str, list[tuple[str, datetime]]] = {}  # debit -> (notice, when)
         self._crossed_ids: set[str] = set()
@@ -242,20 +255,21 @@ class BatchedReplay(_Run):
             self.commit()
 
     def skip(self, event: Event) -> None:
-        """A line an interrupted run already stored: the clock moves (and dispatches) as it
-        did then, nothing is applied again."""
+        """A line an interrupted run already stored: the clock moves to its time, and nothing
+        is applied or dispatched again (its batch was committed with what it dispatched)."""
         self.resumed += 1
-        self._advance(event)
+        self.clock.advance_to(event.occurred_at)
 
     def _advance(self, event: Event) -> None:
         self._advance_to(event.occurred_at)
 
     def skip_receipt(self, fields: Mapping[str, Any]) -> None:
-        """A receipt line an interrupted run already stored: only the clock moves."""
+        """A receipt line an interrupted run already stored: only the clock moves (its batch
+        was committed with what it dispatched)."""
         self.resumed += 1
         at = _time_of(fields)
         if at is not None:
-            self._advance_to(at)
+            self.clock.advance_to(at)
 
     def _advance_to(self, moment: datetime) -> None:
         if moment > self.clock.now:

@@ -37,8 +37,11 @@ class SQL(Queries):
     dispatchers claim with SKIP LOCKED, days come from timestamps, writers of a debit lock."""
 
     no_limit = None
+    # Advisory locks are the database's, not the schema's: the key takes the schema as its
+    # seed, so that stores in other schemas with the same debit_ids never wait on each other.
     lock = (
-        "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(id, 0) AS h"
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT"
+        " hashtextextended(id, hashtext(current_schema())) AS h"
         " FROM unnest(?::text[]) AS id ORDER BY h) AS ordered"
     )
     revisions = "SELECT debit_id, revision FROM debits WHERE debit_id = ANY(?)"
