@@ -12,7 +12,9 @@ from .clock import ManualClock, utc_now
 from .dispatch import CountingSender, RecordingSender, RetryPolicy, Sender
 from .engine import Engine
 from .errors import (
+    DeliveryDeferred,
     DeliveryError,
+    DeliveryRefused,
     InvalidDefinition,
     InvalidEvent,
     SpecError,
@@ -29,7 +31,9 @@ from .spec import Spec
 __all__ = [
     "CountingSender",
     "Debit",
+    "DeliveryDeferred",
     "DeliveryError",
+    "DeliveryRefused",
     "Engine",
     "Event",
     "InvalidDefinition",
