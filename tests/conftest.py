@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provider import Provider
 
 from statemachine import Engine, Spec
 from statemachine.clock import Clock, utc_now
@@ -168,3 +169,11 @@ def target(store_kind: str, tmp_path: Path) -> Iterator[Target]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield Target("postgres", f"{PG_DSN}?schema={schema}", schema)
     Target("postgres", PG_DSN, schema).execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    """A real HTTP provider on an ephemeral port of 127.0.0.1 that answers as a test plans
+    (``provider.plan``) and records each request (``provider.received``)."""
+    with Provider().running() as running:
+        yield running
