@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
 from ..dispatch import Sender
+from ..errors import InvalidDefinition
 from ..records import Notice
 from .options import (
     db_option,
@@ -25,9 +27,19 @@ from .options import (
     "--sender",
     "sender_paths",
     multiple=True,
-    metavar="MODULE:FACTORY",
-    help="A callable returning a sender, tried in the order given; `print` writes each "
-    "notice to standard output. Without --sender, only shows what would be sent.",
+    metavar="SENDER",
+    help="Where notices go, tried in the order given: an http:// or https:// URL POSTs each "
+    "notice as signed JSON (see --http-secret); `print` writes each notice to standard "
+    "output; MODULE:FACTORY is a callable returning a sender. Without --sender, only shows "
+    "what would be sent.",
+)
+@click.option(
+    "--http-secret",
+    envvar="STATEMACHINE_HTTP_SECRET",
+    show_envvar=True,
+    metavar="SECRET",
+    help="The shared secret that signs what URL senders POST (X-Statemachine-Signature). "
+    "Prefer the environment variable: a command line is visible to other users.",
 )
 @click.option(
     "--loop",
@@ -37,21 +49,29 @@ from .options import (
     help="Keep dispatching, pausing this long between rounds, until interrupted.",
 )
 @click.option("--limit", type=int, default=None, help="At most this many notices a round.")
-def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loop: float | None,
-             limit: int | None) -> None:  # fmt: skip
+def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...],
+             http_secret: str | None, loop: float | None, limit: int | None) -> None:  # fmt: skip
     """Send the notices that are due, once or in a loop.
 
     A notice is sent only if it still states the debit's outcome, else cancelled as
     superseded. Senders are tried in order until one accepts; delivery is at least once,
     with the notice id as the idempotency key. Without --sender nothing is sent or changed:
-    the command lists what would be sent and what cancelled.
+    the command lists what would be sent and what cancelled. A URL sender is named `http`
+    (then `http-2`, ...); a 4xx answer passes the notice to the next sender, a 5xx, 429 or
+    timeout retries it later.
 
     \b
     Example:
         statemachine dispatch --db march.sqlite                     # a look, no change
         statemachine dispatch --db march.sqlite --sender mylender.notify:sms --loop 30
+        statemachine dispatch --db march.sqlite --sender https://hooks.example.com/notices
     """
-    senders = [_load_sender(path) for path in sender_paths]
+    with ExitStack() as opened:
+        _dispatch(db, spec_path, _load_senders(sender_paths, http_secret, opened), loop, limit)
+
+
+def _dispatch(db: str, spec_path: Path | None, senders: list[Sender], loop: float | None,
+              limit: int | None) -> None:  # fmt: skip
     with open_engine(db, load_spec(spec_path), create=False) as engine:
         if not senders:
             due = engine.preview_due(limit=limit)
@@ -60,7 +80,7 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
                 click.echo(f"{verb} {notice.notice_id} ({notice.outcome})")
             click.echo(
                 f"{len(due)} notice(s) due; nothing sent (dry run): "
-                "pass --sender MODULE:FACTORY, or --sender print, to send"
+                "pass --sender URL, MODULE:FACTORY or print, to send"
             )
             return
         while True:
@@ -84,6 +104,41 @@ class PrintSender:
 
     def send(self, notice: Notice) -> None:
         click.echo(f"-> {notice.debit_id} #{notice.attempt}: {notice.text()} [{notice.notice_id}]")
+
+
+def _load_senders(
+    paths: tuple[str, ...], http_secret: str | None, opened: ExitStack
+) -> list[Sender]:
+    """The senders in order; each that has a ``close`` is closed when ``opened`` is."""
+    senders: list[Sender] = []
+    urls = 0
+    for path in paths:
+        if path.partition(":")[0].lower() in ("http", "https"):
+            urls += 1
+            sender = _http_sender(path, http_secret, "http" if urls == 1 else f"http-{urls}")
+        else:
+            sender = _load_sender(path)
+        close = getattr(sender, "close", None)
+        if callable(close):
+            opened.callback(close)
+        senders.append(sender)
+    return senders
+
+
+def _http_sender(url: str, secret: str | None, name: str) -> Sender:
+    # httpx is imported only when a URL is given: every other command starts without it.
+    from ..channels.http import HttpSender, masked_url
+
+    if not secret:
+        raise click.BadParameter(
+            f"{masked_url(url)} needs a secret to sign notices with: "
+            "set STATEMACHINE_HTTP_SECRET or pass --http-secret",
+            param_hint="'--sender'",
+        )
+    try:
+        return HttpSender(url, secret, name=name)
+    except InvalidDefinition as exc:
+        raise click.BadParameter(str(exc), param_hint="'--sender'") from None
 
 
 def _load_sender(path: str) -> Sender:
