@@ -30,11 +30,15 @@ class Received(NamedTuple):
 
 
 class Provider:
-    """Answers the planned answers in order, then accepts every request (200)."""
+    """Answers each path's planned answers in order, then accepts every request (200).
+
+    Plans are per path, so that a request which reaches the provider late (one its client
+    already gave up on) cannot take an answer planned for another path's requests.
+    """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
-        self._plan: deque[Answer] = deque()
+        self._plans: dict[str, deque[Answer]] = {}
         self._lock = threading.Lock()
         # Set when the test ends: a "hang" holds its request until then, never for a set time.
         self.release = threading.Event()
@@ -45,15 +49,18 @@ class Provider:
         """The URL of ``path`` on this provider."""
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def plan(self, *answers: Answer | int) -> None:
-        """Answer the next requests so; a bare number is that status with no headers."""
+    def plan(self, *answers: Answer | int, path: str = "/notices") -> None:
+        """Answer the next requests to ``path`` (its query aside) so; a bare number is that
+        status with no headers."""
         with self._lock:
-            self._plan.extend((a, {}) if isinstance(a, int) else a for a in answers)
+            plan = self._plans.setdefault(path, deque())
+            plan.extend((a, {}) if isinstance(a, int) else a for a in answers)
 
     def next_answer(self, request: Received) -> Answer:
         with self._lock:
             self.received.append(request)
-            return self._plan.popleft() if self._plan else ACCEPTED
+            plan = self._plans.get(request.path.partition("?")[0])
+            return plan.popleft() if plan else ACCEPTED
 
     @contextmanager
     def running(self) -> Iterator[Provider]:

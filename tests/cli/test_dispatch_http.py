@@ -54,7 +54,8 @@ def test_dispatch_posts_each_notice_signed_with_the_secret_from_the_environment(
 def test_a_refusal_or_a_server_error_passes_the_notice_to_the_next_sender(
     provider: Provider, db: Path
 ) -> None:
-    provider.plan(404, 410, 503, 503)
+    provider.plan(404, 503, path="/a")
+    provider.plan(410, 503, path="/b")
     senders = ["--sender", provider.url("/a"), "--sender", provider.url("/b"), "--sender", "print"]
     code, out = invoke("dispatch", "--db", str(db), *senders, "--http-secret", SECRET)
     assert code == 0, out
