@@ -12,7 +12,9 @@ from .clock import ManualClock, utc_now
 from .dispatch import CountingSender, RecordingSender, RetryPolicy, Sender
 from .engine import Engine
 from .errors import (
+    DeliveryDeferred,
     DeliveryError,
+    DeliveryRefused,
     InvalidDefinition,
     InvalidEvent,
     SpecError,
@@ -35,7 +37,9 @@ __all__ = [
     "CountingSender",
     "Customer",
     "Debit",
+    "DeliveryDeferred",
     "DeliveryError",
+    "DeliveryRefused",
     "Engine",
     "Event",
     "InvalidDefinition",

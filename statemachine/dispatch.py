@@ -43,7 +43,15 @@ if TYPE_CHECKING:
 
 _FLUSH_SECONDS = 0.5  # sent notices wait at most this long to be recorded in a batch
 _INLINE_GROUP = 64  # notices whose claims are renewed in one write ahead of inline sends
-_RATE_RETRIES = 3  # sends to a channel that answered "too many requests" before the next
+_RATE_RETRIES = 3
+_WAIT_AT_MOST = 5.0  # seconds a send waits out a channel's "too many requests" pause
+
+
+def _pause(exc: TooManyRequests) -> float:
+    """How long the provider asked the channel to pause, in seconds (a second if unsaid)."""
+    return (
+        1.0 if exc.retry_after is None else exc.retry_after.total_seconds()
+    )  # sends to a channel that answered "too many requests" before the next
 
 
 @runtime_checkable
@@ -340,7 +348,9 @@ class Dispatcher:
                 except TooManyRequests as exc:
                     errors.append(f"{sender.name}: {exc}")
                     if limiter is not None:
-                        limiter.pause(sender.name, exc.retry_after or 1.0)
+                        limiter.pause(sender.name, _pause(exc))
+                    if _pause(exc) > _WAIT_AT_MOST:
+                        break  # too long to hold a worker: the next channel takes it
                     continue  # the same channel again, once its pause is over
                 except Exception as exc:  # any sender failure is recorded, and the next one tried
                     errors.append(f"{sender.name}: {exc}")
@@ -370,7 +380,9 @@ class Dispatcher:
                     await self._send_async(sender, notice, record, pool)
                 except TooManyRequests as exc:
                     errors.append(f"{sender.name}: {exc}")
-                    limiter.pause(sender.name, exc.retry_after or 1.0)
+                    limiter.pause(sender.name, _pause(exc))
+                    if _pause(exc) > _WAIT_AT_MOST:
+                        break
                     continue
                 except Exception as exc:  # any sender failure is recorded, and the next one tried
                     errors.append(f"{sender.name}: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+from datetime import timedelta
 
 # What a message shows of a received value: enough to recognise it, never the whole of a huge
 # or deeply nested input (whose full repr could exhaust memory or recursion).
@@ -61,13 +62,52 @@ class DeliveryError(StateMachineError):
     """A sender could not deliver a notice; the dispatcher records it and retries later."""
 
 
-class TooManyRequests(DeliveryError):
-    """The channel's provider asked to slow down ("429 Too Many Requests"): dispatch pauses
-    that channel only, for ``retry_after`` seconds when the provider said, and tries again."""
+class DeliveryRefused(DeliveryError):
+    """The channel answered and will not take this notice (an HTTP 4xx): sending it there
+    again will not help, the next channel should take it. ``status`` is the provider's code.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    >>> str(DeliveryRefused("http: 422 Unprocessable Entity", status=422))
+    'http: 422 Unprocessable Entity'
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
+        self.status = status
+
+
+class DeliveryDeferred(DeliveryError):
+    """The channel could not take the notice now (overloaded, down, too slow, the connection
+    lost): try it again later, not before ``retry_after`` when the provider said so.
+
+    The provider may have taken a notice whose answer was lost; the resend carries the same
+    idempotency key, so it is not delivered twice.
+
+    >>> from datetime import timedelta
+    >>> DeliveryDeferred("http: 429", status=429, retry_after=timedelta(seconds=30)).retry_after
+    datetime.timedelta(seconds=30)
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: timedelta | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
         self.retry_after = retry_after
+
+
+class TooManyRequests(DeliveryDeferred):
+    """The channel's provider asked to slow down ("429 Too Many Requests"): dispatch pauses
+    that channel only, for ``retry_after`` when the provider said (else a second), and tries
+    it again rather than the next channel.
+
+    >>> TooManyRequests("sms: 429").status
+    429
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = 429, retry_after: timedelta | None = None
+    ) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
 
 
 class InvalidDefinition(StateMachineError, TypeError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provider import Provider
 
 from statemachine import Engine, Spec
 from statemachine.clock import Clock, utc_now
@@ -184,3 +185,11 @@ def undo_schema_3(target: Target) -> None:
     undo_schema_4(target)
     target.execute("ALTER TABLE notices DROP COLUMN claimed_by")
     target.execute("UPDATE statemachine_meta SET value = '2' WHERE key = 'schema_version'")
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    """A real HTTP provider on an ephemeral port of 127.0.0.1 that answers as a test plans
+    (``provider.plan``) and records each request (``provider.received``)."""
+    with Provider().running() as running:
+        yield running

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ import orjson
 
 from ..dispatch import Sender
 from ..engine import Engine
+from ..errors import InvalidDefinition
 from ..messages import Message, mask
 from ..receipts import ReceiptResult, receipt_fields
 from ..records import Notice
@@ -33,9 +35,19 @@ from .options import (
     "--sender",
     "sender_paths",
     multiple=True,
-    metavar="MODULE:FACTORY",
-    help="A callable returning a sender, tried in the order given; `print` writes each "
-    "notice's text for its customer to standard output. Without --sender, only shows what would be sent.",
+    metavar="SENDER",
+    help="Where notices go, tried in the order given: an http:// or https:// URL POSTs each "
+    "notice as signed JSON (see --http-secret); `print` writes each notice's text for its "
+    "customer to standard output; MODULE:FACTORY is a callable returning a sender. Without "
+    "--sender, only shows what would be sent.",
+)
+@click.option(
+    "--http-secret",
+    envvar="STATEMACHINE_HTTP_SECRET",
+    show_envvar=True,
+    metavar="SECRET",
+    help="The shared secret that signs what URL senders POST (X-Statemachine-Signature). "
+    "Prefer the environment variable: a command line is visible to other users.",
 )
 @click.option(
     "--loop",
@@ -52,22 +64,32 @@ from .options import (
     show_default=True,
     help="Send up to this many notices at once (senders must then be thread-safe).",
 )
-def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loop: float | None,
-             limit: int | None, concurrency: int) -> None:  # fmt: skip
+def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...],
+             http_secret: str | None, loop: float | None, limit: int | None,
+             concurrency: int) -> None:  # fmt: skip
     """Send the notices that are due, once or in a loop.
 
     A notice is sent only if it still states the debit's outcome, else cancelled as
     superseded. Senders are tried in order until one accepts; delivery is at least once,
     with the notice id as the idempotency key. Without --sender nothing is sent or changed:
-    the command lists what would be sent and what cancelled.
+    the command lists what would be sent and what cancelled. A URL sender is named `http`
+    (then `http-2`, ...); a 4xx answer passes the notice to the next sender, a 5xx or a
+    timeout retries it later, a 429 pauses that sender.
 
     \b
     Example:
         statemachine dispatch --db march.sqlite                     # a look, no change
         statemachine dispatch --db march.sqlite --sender mylender.notify:sms --loop 30
         statemachine dispatch --db march.sqlite --sender mylender.notify:sms --concurrency 64
+        statemachine dispatch --db march.sqlite --sender https://hooks.example.com/notices
     """
-    senders = [_load_sender(path) for path in sender_paths]
+    with ExitStack() as opened:
+        senders = _load_senders(sender_paths, http_secret, opened)
+        _dispatch(db, spec_path, senders, loop, limit, concurrency)
+
+
+def _dispatch(db: str, spec_path: Path | None, senders: list[Sender], loop: float | None,
+              limit: int | None, concurrency: int) -> None:  # fmt: skip
     with open_engine(db, load_spec(spec_path), create=False) as engine:
         if not senders:
             due = engine.preview_due(limit=limit)
@@ -76,7 +98,7 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...], loo
                 click.echo(f"{verb} {notice.notice_id} ({notice.outcome})")
             click.echo(
                 f"{len(due)} notice(s) due; nothing sent (dry run): "
-                "pass --sender MODULE:FACTORY, or --sender print, to send"
+                "pass --sender URL, MODULE:FACTORY or print, to send"
             )
             return
         while True:
@@ -109,6 +131,41 @@ class PrintSender:
             f"-> {message.debit_id} #{message.attempt} ({message.locale}{template}"
             f"{'; ' + to if to else ''}): {message.text} [{message.notice_id}]"
         )
+
+
+def _load_senders(
+    paths: tuple[str, ...], http_secret: str | None, opened: ExitStack
+) -> list[Sender]:
+    """The senders in order; each that has a ``close`` is closed when ``opened`` is."""
+    senders: list[Sender] = []
+    urls = 0
+    for path in paths:
+        if path.partition(":")[0].lower() in ("http", "https"):
+            urls += 1
+            sender = _http_sender(path, http_secret, "http" if urls == 1 else f"http-{urls}")
+        else:
+            sender = _load_sender(path)
+        close = getattr(sender, "close", None)
+        if callable(close):
+            opened.callback(close)
+        senders.append(sender)
+    return senders
+
+
+def _http_sender(url: str, secret: str | None, name: str) -> Sender:
+    # httpx is imported only when a URL is given: every other command starts without it.
+    from ..channels.http import HttpSender, masked_url
+
+    if not secret:
+        raise click.BadParameter(
+            f"{masked_url(url)} needs a secret to sign notices with: "
+            "set STATEMACHINE_HTTP_SECRET or pass --http-secret",
+            param_hint="'--sender'",
+        )
+    try:
+        return HttpSender(url, secret, name=name)
+    except InvalidDefinition as exc:
+        raise click.BadParameter(str(exc), param_hint="'--sender'") from None
 
 
 def _load_sender(path: str) -> Sender:

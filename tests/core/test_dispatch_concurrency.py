@@ -169,7 +169,7 @@ def test_n9_dispatch_holds_a_senders_rate_across_its_workers(
 class Busy:
     """Says "too many requests" ``times`` times, then accepts."""
 
-    def __init__(self, times: int, retry_after: float | None = 0.0) -> None:
+    def __init__(self, times: int, retry_after: timedelta | None = timedelta(0)) -> None:
         self.name = "sms"
         self.times = times
         self.retry_after = retry_after
@@ -191,6 +191,14 @@ def test_n9_too_many_requests_backs_off_that_channel_not_onto_the_next() -> None
     assert (notice.status, notice.channel, busy.calls) == ("sent", "sms", 3)
     assert push.sent == []
     assert "429" in str(notice.last_error)
+
+
+def test_n9_a_long_pause_hands_the_notice_to_the_next_channel() -> None:
+    engine = Engine.in_memory(clock=ManualClock(T0))
+    due(engine, 1)
+    busy, push = Busy(times=1, retry_after=timedelta(minutes=5)), RecordingSender("push")
+    (notice,) = engine.dispatch_due([busy, push])
+    assert (notice.channel, busy.calls) == ("push", 1)
 
 
 def test_n9_a_channel_that_stays_busy_hands_over_to_the_next() -> None:

@@ -1,5 +1,5 @@
-"""The house: a pure core that imports no database driver and no CLI library, and modules
-short enough to read in one sitting."""
+"""The house: a pure core that imports no database driver, no CLI library and no HTTP client,
+and modules short enough to read in one sitting."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ from pathlib import Path
 import statemachine
 
 CORE = ["events", "spec", "precedence", "records", "notices", "decide", "dispatch", "engine"]
-ADAPTERS = {"sqlite3", "sqlite_utils", "psycopg", "psycopg_pool", "click", "tqdm"}
+ADAPTERS = {
+    "sqlite3",
+    "sqlite_utils",
+    "psycopg",
+    "psycopg_pool",
+    "click",
+    "tqdm",
+    "httpx",
+    "httpcore",
+}
 PACKAGE = Path(statemachine.__file__).parent
 
 
-def test_the_core_imports_no_database_driver_and_no_cli_library() -> None:
+def test_the_core_imports_no_database_driver_no_cli_library_and_no_http_client() -> None:
     modules = ", ".join(f"statemachine.{name}" for name in CORE)
     probe = (
         f"import sys, {modules}\n"
