@@ -52,8 +52,10 @@ def successes(count: int) -> list[Event]:
 
 
 def build(target: str, count: int) -> None:
+    events = successes(count)
     with Engine.open(target, clock=ManualClock(T0)) as engine:
-        engine.apply_many(successes(count))
+        for first in range(0, count, 2_000):  # a lock per debit: PostgreSQL's table is finite
+            engine.apply_many(events[first : first + 2_000])
 
 
 # -- SQLite --------------------------------------------------------------------------------

@@ -220,7 +220,9 @@ class Dispatcher:
         with SendPool(concurrency, asynchronous=run.asynchronous) as pool:
             inflight: set[Future[Notice | None]] = set()
             while todo or inflight:
-                if todo and len(inflight) < slots:
+                # Refill once a quarter of the slots is free: a write and a read per group, not
+                # per notice, while the other sends go on.
+                if todo and (len(inflight) <= slots - max(1, slots // 4) or not inflight):
                     group = [todo.popleft() for _ in range(min(slots - len(inflight), len(todo)))]
                     at = tick()
                     live = self.store.renew_claims([n.notice_id for n in group], token, at, lease)
