@@ -218,7 +218,9 @@ class Dispatcher:
         unsaved: list[Notice] = []
         flushed = time.monotonic()
         with SendPool(concurrency, asynchronous=run.asynchronous) as pool:
-            inflight: set[Future[Notice | None]] = set()
+            # In the order sent, so that results are recorded and reported in claim order
+            # wherever they finish together.
+            inflight: dict[Future[Notice | None], None] = {}
             while todo or inflight:
                 # Refill once a quarter of the slots is free: a write and a read per group, not
                 # per notice, while the other sends go on.
@@ -232,15 +234,17 @@ class Dispatcher:
                             continue  # taken over, or no longer queued: not ours to send
                         record = records.get(notice.debit_id)
                         if matches(notice, record):
-                            inflight.add(run.submit(pool, notice, at + lease, record))
+                            inflight[run.submit(pool, notice, at + lease, record)] = None
                         else:
                             unsaved.append(self.cancel(notice, record))
                 if inflight:
                     done, _ = wait(inflight, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
-                    inflight -= done
+                    finished = [f for f in inflight if f in done]
+                    for f in finished:
+                        del inflight[f]
                     # A None: its lease ran out before the send, so another dispatcher may
                     # have it now; passed by, and claimed afresh by a later dispatch if not.
-                    unsaved += [sent for f in done if (sent := f.result()) is not None]
+                    unsaved += [sent for f in finished if (sent := f.result()) is not None]
                 if unsaved and (
                     len(unsaved) >= batch_size
                     or not (todo or inflight)
