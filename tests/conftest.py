@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from provider import Provider
 
 from statemachine import Engine, Spec
@@ -21,6 +22,13 @@ from statemachine.stores.memory import MemoryStore
 from statemachine.stores.sqlite import SQLiteStore
 
 pytest_plugins = ["pytester"]
+
+# No property test depends on timing: a busy machine must not fail an example for being slow.
+# The profile in force (hypothesis picks "ci" under CI) is kept, with no deadline.
+settings.register_profile(
+    "untimed", settings.get_profile(settings.get_current_profile_name()), deadline=None
+)
+settings.load_profile("untimed")
 EngineFactory = Callable[..., Engine]
 STORES = ["memory", "sqlite", "postgres"]
 DURABLE = ["sqlite", "postgres"]  # for parametrize("store_kind", DURABLE, indirect=True)

@@ -180,7 +180,8 @@ def test_the_harness_catches_a_broken_engine(name: str) -> None:
     assert "state.teardown()" in lines, report
     listing = "\n".join(lines[: lines.index("state.teardown()")])
     steps = re.findall(r"^state\.(deliver|redeliver|wait|dispatch)\(", listing, flags=re.MULTILINE)
-    assert 1 <= len(steps) <= 8, report  # shrunk: a few steps, not the 40 a run may take
+    # Shrunk: a few steps, not the 40 a run may take (a loaded machine may stop shrinking early).
+    assert 1 <= len(steps) <= 12, report
 
 
 # The pytest entry point ---------------------------------------------------------------------
