@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,3 +158,16 @@ def replayed(records: list[Record]) -> Replay:
         replay.ingest(orjson.dumps(event), origin, parsed=event)
     replay.finish()
     return replay
+
+
+def interrupt_after(count: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
+    """A replay progress wrapper that stops the replay (as Ctrl-C would) as it asks for line
+    ``count + 1``."""
+
+    def wrap(records: Iterable[Any]) -> Iterator[Any]:
+        for number, record in enumerate(records):
+            if number == count:
+                raise KeyboardInterrupt
+            yield record
+
+    return wrap

@@ -7,14 +7,12 @@ import gzip
 import json
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support import T0, ev
+from support import T0, ev, interrupt_after
 
 from statemachine import Engine, Event, ManualClock
 from statemachine.cli import main
@@ -386,15 +384,6 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 
 def test_an_interrupted_replay_resumes_to_the_same_end(tmp_path: Path) -> None:
     db = tmp_path / "march.sqlite"
-
-    def interrupt_after(count: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
-        def wrap(records: Iterable[Any]) -> Iterator[Any]:
-            for number, record in enumerate(records):
-                if number == count:
-                    raise KeyboardInterrupt
-                yield record
-
-        return wrap
 
     engine = Engine.open(db, clock=ManualClock())
     with contextlib.suppress(KeyboardInterrupt):

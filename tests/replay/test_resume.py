@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from conftest import DURABLE, PG_DSN, Target
-from support import DEADLINE, T0, Child, ev
+from support import DEADLINE, T0, Child, ev, interrupt_after
 
 from statemachine import Engine, ManualClock, Notice
 from statemachine.dispatch import Sender
@@ -56,18 +55,6 @@ def runner(
     if batch_size == 1:
         return Replay(engine, senders)
     return BatchedReplay(engine, senders, batch_size=batch_size)
-
-
-def interrupt_after(count: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
-    """A progress wrapper that stops the replay as it asks for line ``count + 1``."""
-
-    def wrap(records: Iterable[Any]) -> Iterator[Any]:
-        for number, record in enumerate(records):
-            if number == count:
-                raise KeyboardInterrupt
-            yield record
-
-    return wrap
 
 
 Outcome = dict[str, tuple[Any, ...]]
