@@ -11,9 +11,11 @@ from click.testing import CliRunner
 from conftest import EngineFactory
 from support import T0, debit_of, ev
 
-from statemachine import Engine, Event, ManualClock, RecordingSender
+from statemachine import Engine, Event, ManualClock, Notice, RecordingSender
 from statemachine.cli import main
+from statemachine.errors import DeliveryRefused
 from statemachine.operations import Alert, AlertRule, check_alerts, prometheus_text
+from statemachine.replay import Replay, html_report, replay_records
 from statemachine.spec import bundled_path
 
 EXAMPLE = str(bundled_path("examples", "car-loans-month.jsonl"))
@@ -261,3 +263,45 @@ def test_the_misinformed_count_is_in_metrics_stats_and_prometheus(
     clock.advance_to(T0 + timedelta(minutes=2))
     engine.dispatch_due([sms])
     assert engine.metrics(now=T0).misinformed == len(engine.misinformed()) == 0
+
+
+class FirstOnly:
+    """A channel that takes its first notice and refuses every later one."""
+
+    name = "sms"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, notice: Notice) -> None:
+        if self.sent:
+            raise DeliveryRefused(f"sms: {notice.notice_id} refused")
+        self.sent.append(notice.notice_id)
+
+
+def test_a_misinformed_customer_is_counted_by_the_replay_summary_its_reports_and_stats(
+    tmp_path: Path,
+) -> None:
+    """The customer heard "collected"; the bank's return was never told, its only channel
+    refusing: the replay summary, its JSON and HTML reports, `stats` and its Prometheus text
+    each show one misinformed customer."""
+    lines = [ev("succeeded", 0, debit_id="a"), ev("reversed", 60 * 24, "settlement", debit_id="a")]
+    db = tmp_path / "told-wrong.sqlite"
+    sms = FirstOnly()
+    with Engine.open(db, clock=ManualClock()) as engine:
+        records = [(f"log:{n}", e.to_json().encode(), e.to_dict()) for n, e in enumerate(lines)]
+        summary = replay_records(Replay(engine, [sms]), records)
+        assert [debit for debit, _, _ in engine.misinformed()] == ["a"]
+        html = html_report(summary, engine.spec)
+    assert sms.sent == ["a#1:succeeded"]
+    assert summary.misinformed == 1
+    assert "misinformed         1" in summary.render().splitlines()
+    assert summary.to_dict()["misinformed"] == 1
+    assert "1 customers misinformed" in html
+    code, out = invoke("stats", "--db", str(db))
+    assert (code, [line for line in out.splitlines() if "misinformed" in line]) == (
+        0,
+        ["misinformed         1", "ALERT customers-misinformed: misinformed is 1, above 0"],
+    )
+    code, out = invoke("stats", "--db", str(db), "--prometheus")
+    assert (code, "statemachine_misinformed 1.0" in out.splitlines()) == (0, True)
