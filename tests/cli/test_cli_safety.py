@@ -4,10 +4,12 @@ documented exit code, never a traceback."""
 from __future__ import annotations
 
 import gzip
+import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import PG_DSN
 from support import ev
 
 from statemachine import Engine
@@ -34,6 +36,34 @@ def test_read_only_commands_refuse_a_database_that_does_not_exist(
     assert code == 1
     assert f"Error: {missing}: no such database (nothing was created)" in out
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not PG_DSN, reason="set STATEMACHINE_PG_DSN to test PostgreSQL")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show", "d-1", "--db", "DB"],
+        ["stats", "--db", "DB"],
+        ["verify", "--db", "DB"],
+        ["dispatch", "--db", "DB"],
+        ["receipts", "-", "--db", "DB"],
+        ["diff", "DB", "DB"],
+    ],
+    ids=["show", "stats", "verify", "dispatch", "receipts", "diff"],
+)
+def test_read_only_commands_refuse_a_postgresql_schema_that_does_not_exist(
+    command: list[str],
+) -> None:
+    import psycopg
+
+    assert PG_DSN is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    code, out = invoke(*(f"{PG_DSN}?schema={schema}" if w == "DB" else w for w in command))
+    assert code == 1, out
+    assert f"no statemachine schema {schema!r} (nothing was created)" in out
+    with psycopg.connect(PG_DSN) as pg:
+        found = pg.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        assert found.fetchall() == []
 
 
 def test_diff_refuses_a_missing_database_and_exits_1_when_debits_differ(tmp_path: Path) -> None:
