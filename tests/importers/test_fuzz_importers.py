@@ -8,7 +8,7 @@ error naming a file; the command exits 0 having written its output, or 1 having 
 nothing (no output file, no temporary file), never with a traceback.
 
 ``STATEMACHINE_FUZZ_EXAMPLES`` sets the examples per test (default 40, a few seconds in all);
-a longer run is ``STATEMACHINE_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_importers.py``.
+a longer run is ``STATEMACHINE_FUZZ_EXAMPLES=5000 pytest tests/importers/test_fuzz_importers.py``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ A NACHA file is fixed-width text, one 94-character record a line: a file header 
 batches (``5`` header, ``6`` entries each followed by their ``7`` addenda, ``8`` control), a
 file control (``9``) and lines of ``9`` padding. A debit entry (transaction code 27 or 37)
 becomes ``submitted`` for the debit named by its trace number; a return (an entry with an
-addenda ``99``) becomes ``failed``, ``reversed`` or, for a dishonored return, ``succeeded``
-for the debit named by the original entry trace number in that addenda. The mapping and its
+addenda ``99``) becomes ``failed`` or ``reversed``, and a dishonored return ``reinstated`` (of
+a reversal, P3b) or ``succeeded`` (of a failure), for the debit named by the original entry
+trace number in that addenda. The mapping and its
 reasons are in ``docs/importers/nacha.md``.
 
 The records are read in :mod:`.records`; what their codes mean is in :mod:`.codes`.
