@@ -233,10 +233,13 @@ class Dispatcher:
                         if notice.notice_id not in live:
                             continue  # taken over, or no longer queued: not ours to send
                         record = records.get(notice.debit_id)
-                        if matches(notice, record):
-                            inflight[run.submit(pool, notice, at + lease, record)] = None
-                        else:
+                        if not matches(notice, record):
                             unsaved.append(self.cancel(notice, record))
+                        elif pool.inline:  # one at a time on this thread: no future to wait on
+                            if (sent := run.send(notice, at + lease, record)) is not None:
+                                unsaved.append(sent)
+                        else:
+                            inflight[run.submit(pool, notice, at + lease, record)] = None
                 if inflight:
                     done, _ = wait(inflight, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
                     finished = [f for f in inflight if f in done]

@@ -200,9 +200,10 @@ class SendRun:
     ) -> Future[Notice | None]:
         if self.asynchronous:
             return pool.submit_coroutine(self._send_async(pool, notice, until, record))
-        return pool.submit(self._send, notice, until, record)
+        return pool.submit(self.send, notice, until, record)
 
-    def _send(self, notice: Notice, until: datetime, record: DebitRecord | None) -> Notice | None:
+    def send(self, notice: Notice, until: datetime, record: DebitRecord | None) -> Notice | None:
+        """Deliver ``notice`` on this thread if its claim holds (None if it does not)."""
         at = self.tick()
         if at >= until or (self.holds is not None and not self.holds(notice.notice_id)):
             return None

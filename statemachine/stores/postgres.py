@@ -52,7 +52,9 @@ class SQL(Queries):
     debit_rows_in = Queries.debit_rows_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
     notices_in = Queries.notices_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
     # Several dispatchers: each takes what no other holds, and skips rather than waits.
-    claimable = Queries.claimable + " FOR UPDATE SKIP LOCKED"
+    claim_due = Queries.claim_due.replace(
+        "notice_id IN (SELECT", "notice_id = ANY(ARRAY(SELECT"
+    ).replace("LIMIT ?)", "LIMIT ? FOR UPDATE SKIP LOCKED))")
     notice_tally = (
         "SELECT kind, status, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)"
         " FROM notices GROUP BY 1, 2, 3"

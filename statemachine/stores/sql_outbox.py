@@ -64,14 +64,10 @@ class SQLOutbox:
         """Due notices, claimed under ``token`` for ``lease`` so that other dispatchers pass
         them by."""
         at, until = self._time_in(now), self._time_in(now + lease)
+        most = self.SQL.no_limit if limit is None else limit
         with self._write() as conn:
-            found = self._notices(
-                conn.execute(
-                    self.SQL.claimable, (at, at, self.SQL.no_limit if limit is None else limit)
-                )
-            )
-            self._many(conn, self.SQL.claim, [(until, token, n.notice_id) for n in found])
-        return found
+            found = self._notices(conn.execute(self.SQL.claim_due, (until, token, at, at, most)))
+        return sorted(found, key=lambda n: (n.due_at, n.debit_id, n.version))
 
     def renew_claim(self, notice_id: str, token: str, now: datetime, lease: timedelta) -> bool:
         """Whether ``token`` still holds the queued notice's live claim; if so, extend it."""
