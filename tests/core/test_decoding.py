@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from statemachine.decoding import decode_event
+from statemachine.decoding import _Line, decode_event
 from statemachine.events import EVENT_TYPES, Event, Refusal, parse_input
 from statemachine.spec import bundled_path
 
@@ -131,3 +132,8 @@ def test_every_event_line_of_the_bundled_book_takes_the_fast_path() -> None:
     assert all(decode_event(line) is not None for line in events)
     for line in events[:200]:
         agree(line)
+
+
+def test_the_fast_path_knows_every_field_of_an_event() -> None:
+    # A field added to Event, with its check, must be added to the fast path too.
+    assert set(_Line.__struct_fields__) == {field.name for field in attrs.fields(Event)}
