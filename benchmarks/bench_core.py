@@ -7,6 +7,11 @@ per event and ``apply_many`` per batch, on events in order and on a field mix (d
 and out-of-order arrivals), and what a user would otherwise pick: transitions with one
 ``Machine`` per debit, and python-statemachine (in a virtual environment of its own).
 Numbers are best-of-K; machines are noisy, so read the ratios, not the absolute rates.
+
+Then the cost of one event against a debit's history (goal 3: flat in its length): an
+outcome that loses to a stronger one (a conflict), a retry the debit is not ready for (parked)
+and a duplicate, on debits with 5, 50 and 500 events each, in CPU time per event (median of
+K), and each as a ratio of its cost at 5.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import gc
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -142,6 +148,58 @@ def python_statemachine(debits: int) -> dict[str, float] | str:
     return result
 
 
+HISTORIES = (5, 50, 500)
+
+
+def one_debit(number: int, size: int) -> list[Event]:
+    """A debit collected on a settlement report, then ``size - 3`` weaker reports agreeing."""
+    debit, at = f"long-{number}", T0 + timedelta(minutes=1)
+    events = [
+        Event(event_id=f"c-{number}", debit_id=debit, type="created", occurred_at=T0,
+              amount=1000, source="internal"),
+        Event(event_id=f"s-{number}", debit_id=debit, type="submitted", occurred_at=at),
+        Event(event_id=f"w-{number}", debit_id=debit, type="succeeded", occurred_at=at,
+              source="settlement"),
+    ]  # fmt: skip
+    events += [
+        Event(event_id=f"g-{number}-{n}", debit_id=debit, type="succeeded",
+              occurred_at=at + timedelta(seconds=n))
+        for n in range(size - 3)
+    ]  # fmt: skip
+    return events
+
+
+def history_costs(debits: int, repeat: int) -> dict[str, dict[int, float]]:
+    """CPU microseconds per event by kind of arrival and history length (median of repeat)."""
+    kinds = {
+        # A gateway failure mid-history: loses to the settlement's success (a conflict).
+        "losing outcome": lambda n, size: Event(
+            event_id=f"f-{n}", debit_id=f"long-{n}", type="failed",
+            occurred_at=T0 + timedelta(seconds=size // 2)),
+        # Attempt 2 while attempt 1 stands collected: parked.
+        "retry": lambda n, size: Event(
+            event_id=f"r-{n}", debit_id=f"long-{n}", type="retried", attempt=2,
+            occurred_at=T0 + timedelta(days=3), source="internal"),
+        "duplicate": lambda n, size: Event(
+            event_id=f"c-{n}", debit_id=f"long-{n}", type="created", occurred_at=T0,
+            amount=1000, source="internal"),
+    }  # fmt: skip
+    costs: dict[str, dict[int, list[float]]] = {k: {s: [] for s in HISTORIES} for k in kinds}
+    for size in HISTORIES:
+        for _ in range(repeat):
+            engine = Engine.in_memory()
+            for number in range(debits):
+                engine.apply_many(one_debit(number, size))
+            for kind, make in kinds.items():
+                arrivals = [make(number, size) for number in range(debits)]
+                gc.collect()
+                start = time.process_time()
+                for event in arrivals:
+                    engine.apply(event)
+                costs[kind][size].append((time.process_time() - start) / debits * 1e6)
+    return {k: {s: statistics.median(v) for s, v in by.items()} for k, by in costs.items()}
+
+
 def best(run: Callable[[list[Event]], object], events: list[Event], repeat: int) -> float:
     """Best events/s over ``repeat`` runs, collecting garbage between runs, not during."""
     rates = []
@@ -159,6 +217,8 @@ def main() -> None:
     )
     parser.add_argument("--debits", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--history-debits", type=int, default=200,
+                        help="Debits per history length in the history costs.")  # fmt: skip
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {args.debits} debits, best of {args.repeat}")
     print(f"{'workload':10} {'contender':34} {'events/s':>12} {'x bare loop':>12}")
@@ -178,6 +238,11 @@ def main() -> None:
     build_us, rate = transitions_per_debit(events)
     print(f"{'in order':10} {'transitions, one Machine per debit':34} {rate:12,.0f} {rate / best(bare_loop, events, args.repeat):12.3f}"
           f"   build {build_us:.0f} us per debit")  # fmt: skip
+    print("\n" + f"{'one debit with':22}" + "".join(f"{f'{s} events':>12}" for s in HISTORIES)
+          + f"{'500 / 5':>10}   (CPU us per event, median of {args.repeat})")  # fmt: skip
+    for kind, by in history_costs(args.history_debits, args.repeat).items():
+        print(f"{kind:22}" + "".join(f"{by[s]:12.1f}" for s in HISTORIES)
+              + f"{by[HISTORIES[-1]] / by[HISTORIES[0]]:10.2f}")  # fmt: skip
     psm = python_statemachine(min(args.debits, 5_000))
     if isinstance(psm, str):
         print(f"{'in order':10} {'python-statemachine':34} {psm}")

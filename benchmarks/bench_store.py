@@ -46,7 +46,8 @@ def rows(
         )
         notice_rows.append(
             (f"{event.debit_id}#1:{event.type}", event.debit_id, 1, event.type, event.type, "queued",
-             utc_text(event.occurred_at), utc_text(event.occurred_at), None, None, 0, None, None, version)
+             utc_text(event.occurred_at), utc_text(event.occurred_at), None, None, 0, None, None, version,
+             None, None)
             if event.type in OUTCOMES else None
         )  # fmt: skip
     return event_rows, debit_rows, notice_rows

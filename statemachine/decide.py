@@ -23,6 +23,7 @@ from .events import CREATED, FIELDS, OUTCOME_TYPES, REVERSED, Event
 from .notices import plan
 from .precedence import LAST_WORD, Verdict, classify, fold, strength, transition_text
 from .records import DebitRecord, Notice, Result
+from .refold import OrderedFacts
 from .spec import STRONGER, Spec
 
 # What was decided about one arrival, for the store to write in one transaction:
@@ -104,7 +105,12 @@ class Decider:
             ):
                 return self._step(event, record, step, now)
             before = record.position()
-        after = fold([*record.facts, event], self.spec)
+        placed = None
+        if before is None:  # a new debit: nothing to keep in order yet
+            after = fold([*record.facts, event], self.spec)
+        else:
+            placed = self._ordered(record).place(event)
+            after = placed.fold
         verdict, reason = classify(event, before, after, self.spec)
         moved = (after.attempt, after.state) != (record.attempt, record.state)
         notice = (
@@ -114,12 +120,24 @@ class Decider:
         )
         # Nothing may fail past this point: the in-memory store's record is live.
         record.facts.append(event)
+        if placed is not None and record.ordered is not None:
+            record.ordered.add(placed)
         record.version += 1
         record.max_attempt = max(record.max_attempt, event.attempt)
         record.take(after)
         if notice is not None:
             record.notices[notice.notice_id] = notice
         return self._decision(event, record, verdict, reason, notice)
+
+    def _ordered(self, record: DebitRecord) -> OrderedFacts:
+        """The record's facts in canonical order, brought up to the facts it holds: those
+        taken by the fast path since are placed now."""
+        ordered, facts = record.ordered, record.facts
+        if ordered is None or ordered.spec is not self.spec or len(ordered) > len(facts):
+            ordered = record.ordered = OrderedFacts(self.spec, facts)
+        for event in facts[len(ordered) :]:
+            ordered.add(ordered.place(event))
+        return ordered
 
     def _step(
         self, event: Event, record: DebitRecord, step: _Step, now: datetime | None

@@ -24,6 +24,7 @@ import attrs
 from . import operations
 from .clock import Clock, earlier, utc_now
 from .decide import Decider
+from .decoding import decode_event
 from .dispatch import Dispatcher, RetryPolicy, Sender
 from .errors import InvalidDefinition, StoreError
 from .events import Event, Refusal, parse_input
@@ -192,7 +193,10 @@ class Engine:
         ``origin`` says where it came from, for example ``"march.jsonl:17"``; ``parsed`` is the
         input already decoded into DESIGN's fields (a CSV row, say), ``raw`` then being the text.
         """
-        outcome, text = parse_input(raw, parsed)
+        if parsed is None and isinstance(raw, str | bytes):
+            outcome, text = parse_input(raw, decode_event(raw))  # the fast way in, if it can
+        else:
+            outcome, text = parse_input(raw, parsed)
         if isinstance(outcome, Refusal):
             return self.refuse(outcome, text, origin)
         return self._execute(outcome, self.decide, text, origin)

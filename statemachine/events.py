@@ -254,13 +254,15 @@ class Refusal:
 
 
 def parse_input(
-    raw: str | bytes | Mapping[str, Any], parsed: Mapping[str, Any] | Refusal | None = None
+    raw: str | bytes | Mapping[str, Any],
+    parsed: Mapping[str, Any] | Refusal | Event | None = None,
 ) -> tuple[Event | Refusal, str]:
     """The one way in: raw input (a JSON line as text or bytes, or a mapping) to an event or a
     refusal, with the text to store as received. Never raises for bad input.
 
     ``parsed`` is the input already decoded into DESIGN's fields (a CSV row, say), ``raw``
-    then being the line it came from; or the reader's refusal of that line.
+    then being the line it came from; or the reader's refusal of that line; or the event
+    ``decoding.decode_event`` found in it.
 
     >>> event, text = parse_input('{"event_id": "gw-1", "debit_id": "d-1", "type": "failed",'
     ...                           ' "occurred_at": "2026-03-05T10:00:00+00:00"}')
@@ -290,7 +292,7 @@ def parse_input(
             return Refusal(reason, *ids), _escaped(text)
     else:
         text = _as_text(raw)
-    if isinstance(parsed, Refusal):
+    if isinstance(parsed, Refusal | Event):
         return parsed, text
     fields: object = parsed if parsed is not None else raw
     try:

@@ -9,7 +9,7 @@ attempts (P4). The verdict of an arrival comes from comparing the fold before an
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Final, NamedTuple
@@ -80,73 +80,79 @@ class Fold(NamedTuple):
     last_word: Event | None = None  # the reversal or reinstatement that stands (P3b)
 
 
-def canonical_order(events: Iterable[Event], spec: Spec) -> list[Event]:
+def order_key(spec: Spec) -> Callable[[Event], tuple[int, int, int, datetime, bool, str]]:
+    """The canonical order's sort key under ``spec``."""
     authority = spec.authority
-    return sorted(
-        events,
-        key=lambda e: (
-            e.attempt,
-            POSITION[e.type],
-            authority(e.source),
-            e.occurred_at,
-            e.type in WINS_TIES,
-            e.event_id,
-        ),
-    )
+
+    def key(e: Event) -> tuple[int, int, int, datetime, bool, str]:
+        return (e.attempt, POSITION[e.type], authority(e.source), e.occurred_at,
+                e.type in WINS_TIES, e.event_id)  # fmt: skip
+
+    return key
+
+
+def canonical_order(events: Iterable[Event], spec: Spec) -> list[Event]:
+    return sorted(events, key=order_key(spec))
+
+
+# The fold between two events: (state, attempt, best strength, its winner, amount, currency,
+# last word, whether a report ran ahead of the debit's attempt). Steps that change nothing
+# return the very tuple they were given, so a refold can tell cheaply that it has converged.
+Run = tuple[str, int, Strength | None, Event | None, int | None, str | None, Event | None, bool]
+
+
+def start(spec: Spec) -> Run:
+    """The fold before any event."""
+    return (spec.initial, 1, None, None, None, None, None, False)
+
+
+def step(run: Run, event: Event, spec: Spec) -> Run:
+    """One event through the spec's transitions, the next in canonical order after ``run``."""
+    state, attempt, best, winner, amount, currency, last_word, ahead = run
+    if event.type == CREATED and amount is None:
+        amount, currency = event.amount, event.currency
+        run = (state, attempt, best, winner, amount, currency, last_word, ahead)
+    if event.attempt != attempt:
+        if event.type == RETRIED and event.attempt == attempt + 1:
+            edge = spec.edges.get((state, RETRIED))
+            if edge is not None:
+                return (edge.dest, event.attempt, None, None, amount, currency, None, ahead)
+        if not ahead and event.attempt > attempt and POSITION[event.type] >= 1:
+            return (state, attempt, best, winner, amount, currency, last_word, True)
+        return run
+    if event.type == RETRIED:
+        return run  # this attempt is already open
+    edge = spec.edges.get((state, event.type))
+    if edge is None:
+        return run
+    if event.type in OUTCOME_TYPES or event.type == REVERSED:
+        power = strength(event, spec)
+        if edge.guard == STRONGER and best is not None and not power > best:
+            return run
+        if best is None or power > best:
+            best, winner = power, event
+    # Reversals and reinstatements of one attempt come in canonical order, weakest
+    # first: each one applied outranks those before it (P3b).
+    if event.type in LAST_WORD:
+        last_word = event
+    return (edge.dest, attempt, best, winner, amount, currency, last_word, ahead)
+
+
+def finish(run: Run, spec: Spec) -> Fold:
+    """The debit's position once every event is folded in."""
+    state, attempt, best, winner, amount, currency, last_word, ahead = run
+    # P4: a late success returned the debit to an attempt after a later one was submitted.
+    review = ahead and state in spec.collected
+    return Fold(state, attempt, review, DOUBLE_COLLECTION_RISK if review else None, best,
+                winner, amount, currency, last_word)  # fmt: skip
 
 
 def fold(events: Iterable[Event], spec: Spec) -> Fold:
     """Run the events through the spec's transitions in canonical order."""
-    state, attempt = spec.initial, 1
-    best: Strength | None = None
-    winner: Event | None = None
-    amount: int | None = None
-    currency: str | None = None
-    last_word: Event | None = None
-    ahead = False  # a submitted-or-later report for an attempt the debit never reached
-    edges = spec.edges
+    run = start(spec)
     for event in canonical_order(events, spec):
-        if event.type == CREATED and amount is None:
-            amount, currency = event.amount, event.currency
-        if event.attempt != attempt:
-            if event.type == RETRIED and event.attempt == attempt + 1:
-                edge = edges.get((state, RETRIED))
-                if edge is not None:
-                    state, attempt, best, winner = edge.dest, event.attempt, None, None
-                    last_word = None
-                    continue
-            if event.attempt > attempt and POSITION[event.type] >= 1:
-                ahead = True
-            continue
-        if event.type == RETRIED:
-            continue  # this attempt is already open
-        edge = edges.get((state, event.type))
-        if edge is None:
-            continue
-        if event.type in OUTCOME_TYPES or event.type == REVERSED:
-            power = strength(event, spec)
-            if edge.guard == STRONGER and best is not None and not power > best:
-                continue
-            if best is None or power > best:
-                best, winner = power, event
-        # Reversals and reinstatements of one attempt come in canonical order, weakest
-        # first: each one applied outranks those before it (P3b).
-        if event.type in LAST_WORD:
-            last_word = event
-        state = edge.dest
-    # P4: a late success returned the debit to an attempt after a later one was submitted.
-    review = ahead and state in spec.collected
-    return Fold(
-        state,
-        attempt,
-        review,
-        DOUBLE_COLLECTION_RISK if review else None,
-        best,
-        winner,
-        amount,
-        currency,
-        last_word,
-    )
+        run = step(run, event, spec)
+    return finish(run, spec)
 
 
 def classify(event: Event, before: Fold | None, after: Fold, spec: Spec) -> tuple[Verdict, str]:

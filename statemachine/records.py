@@ -12,6 +12,7 @@ import attrs
 
 from .events import FAILED, REVERSED, SUCCEEDED, Event
 from .precedence import Fold, Strength, Verdict
+from .refold import OrderedFacts
 
 CORRECTION: Final = "correction"
 
@@ -149,6 +150,7 @@ class DebitRecord:
         "max_attempt",
         "needs_review",
         "notices",
+        "ordered",
         "review_reason",
         "revision",
         "state",
@@ -169,6 +171,9 @@ class DebitRecord:
         self.currency: str | None = None
         self.facts: list[Event] = []
         self.notices: dict[str, Notice] = {}  # by notice_id, in planning order
+        # The facts in canonical order with their folds, built when an event first needs
+        # the whole fold (it lost, or came out of order): kept in step with ``facts`` after.
+        self.ordered: OrderedFacts | None = None
         self.revision = 0  # the store's count of writes, to tell a cached copy is current
 
     def position(self) -> Fold:

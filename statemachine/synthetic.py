@@ -14,7 +14,7 @@ True
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,37 @@ def car_loan_book(
     arrivals.sort(key=lambda item: (item[0], item[1]))
     for _, _, record in arrivals:
         yield record
+
+
+def disordered(
+    records: Iterable[dict[str, Any]], window: int = 32, redelivered: float = 0.05, seed: int = 7
+) -> Iterator[dict[str, Any]]:
+    """``records`` as a log of racing callbacks: each run of ``window`` arrivals shuffled, and a
+    ``redelivered`` share of them delivered once more, up to a window later.
+
+    >>> shuffled = list(disordered(car_loan_book(20, seed=1), window=8, seed=3))
+    >>> len(shuffled) > len(list(car_loan_book(20, seed=1)))
+    True
+    """
+    rng = random.Random(seed)
+    pending: list[tuple[int, dict[str, Any]]] = []  # redeliveries: (arrivals until due, record)
+    chunk: list[dict[str, Any]] = []
+    for record in [*records, None]:
+        if record is not None:
+            chunk.append(record)
+            if rng.random() < redelivered:
+                pending.append((rng.randrange(1, window * 2), dict(record)))
+        if len(chunk) == window or (record is None and chunk):
+            rng.shuffle(chunk)
+            for item in chunk:
+                yield item
+                pending = [(wait - 1, again) for wait, again in pending]
+                for again in [again for wait, again in pending if wait <= 0]:
+                    yield again
+                pending = [(wait, again) for wait, again in pending if wait > 0]
+            chunk = []
+    for _, again in pending:
+        yield again
 
 
 def _debit(

@@ -15,6 +15,7 @@ from typing import IO, Any, cast
 
 import orjson
 
+from ..decoding import decode_event
 from ..errors import StateMachineError
 from ..events import Refusal
 
@@ -63,7 +64,8 @@ def _open(name: str) -> AbstractContextManager[IO[bytes]]:
 def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]]:
     """Yield ``(origin, raw line, parsed)`` from JSONL or CSV logs (``.csv``, ``.csv.gz``).
 
-    ``parsed`` is the line's JSON value, or a CSV row as a dict with DESIGN's field names
+    ``parsed`` is the event a well-formed JSON line holds (``decoding.decode_event``), or
+    the line's JSON value, or a CSV row as a dict with DESIGN's field names
     (empty cells left out, ``attempt`` and ``amount`` as integers, ``data`` as JSON), or the
     :class:`~statemachine.events.Refusal` of a CSV row that cannot be read; it is None when a
     JSON line cannot be parsed. A CSV row is one line: no quoted line breaks.
@@ -73,6 +75,10 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes, Any]
         lines = read_log([name])
         if not name.removesuffix(".gz").endswith(".csv"):
             for origin, line in lines:
+                event = decode_event(line)
+                if event is not None:
+                    yield origin, line, event
+                    continue
                 try:
                     yield origin, line, orjson.loads(line)
                 except orjson.JSONDecodeError:

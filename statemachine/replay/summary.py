@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from ..engine import Engine
-from ..events import FAILED, MAX_ATTEMPT, Refusal, parse_input
+from ..events import FAILED, MAX_ATTEMPT, Event, Refusal, parse_input
 from ..messages import Message
 from ..receipts import delivery_rate, receipt_fields
 from ..records import NoticeStatus
@@ -202,7 +202,7 @@ def replay_records(
                         replay.receipt(fields, line.decode("utf-8", "backslashreplace"), origin)
                     continue
                 outcome, text = parse_input(
-                    line, data if isinstance(data, dict | Refusal) else None
+                    line, data if isinstance(data, dict | Refusal | Event) else None
                 )
                 if stored is not None and stored.holds(origin):
                     if not isinstance(outcome, Refusal):

@@ -9,6 +9,7 @@ serializes the writers of one debit.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -30,6 +31,9 @@ T = TypeVar("T")
 Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute()
 
 
+# Equal moments have one UTC text whatever their offsets: a replay's event, the notices it
+# plans and sends and the clock that dispatches them share a handful of moments.
+@functools.lru_cache(maxsize=4096)
 def utc_text(moment: datetime) -> str:
     """UTC ISO 8601 with fixed width, so text order is time order."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
