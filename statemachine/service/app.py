@@ -94,7 +94,7 @@ def create_app(
         found = intake.entries(body)
         if not found:
             return error(400, "body: expected one JSON event, a JSON array or JSON lines, "
-                         "got an empty body")  # fmt: skip
+                         "got none")  # fmt: skip
         return await commit(request, found)
 
     async def post_gocardless(request: Request) -> Response:

@@ -79,7 +79,7 @@ def test_bad_input_is_answered_400_naming_line_and_field_and_stored_invalid(
     assert broken.status_code == 400
     assert broken.json()["error"].startswith("line 1: event: expected one JSON object, got")
     assert empty.status_code == 400
-    assert "got an empty body" in empty.json()["error"]
+    assert "got none" in empty.json()["error"]
     stored = rows(db, "SELECT event_id, verdict, raw FROM events WHERE verdict = 'invalid'")
     assert stored == [
         ("gw-2", "invalid", orjson.dumps(event("gw-2", "paid")).decode()),
