@@ -70,8 +70,8 @@ def start(
     command = [sys.executable, "-m", "statemachine", "serve", "--db", db, "--port", "0", *args]
     if token is not None:
         command += ["--token", token]
-    environment = {**os.environ, **(env or {})}
-    environment.pop("STATEMACHINE_TOKEN", None) if env is None else None
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("STATEMACHINE_TOKEN")}
+    environment = {**inherited, **(env or {})}
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
     )

@@ -35,6 +35,7 @@ from ..engine import Engine
 from ..errors import StoreBusy, StoreError
 from ..events import Event, Refusal
 from ..records import Result
+from .privacy import masked_text
 
 T = TypeVar("T")
 log = logging.getLogger("statemachine.service")
@@ -127,33 +128,36 @@ class Writer:
 
     def _commit(self, jobs: list[_Job]) -> list[tuple[_Job, bool, Any]]:
         try:
-            with self.engine.transaction():
-                results = self._apply(jobs)
+            listed = [_entries(job, self.engine) for job in jobs]
+            if all(isinstance(entry[0], Event) for entries in listed for entry in entries):
+                results = self._apply(listed)  # apply_many is one transaction by itself
+            else:
+                with self.engine.transaction():
+                    results = self._apply(listed)
         except StoreBusy as exc:
             return [(job, False, exc) for job in jobs]
         except Exception as exc:
             if len(jobs) == 1:
-                log.error("a write failed: %s", exc)
+                log.error("a write failed: %s", masked_text(str(exc)))
                 return [(jobs[0], False, exc)]
             # One request's failure must not fail the others: each commits alone then.
             return [answer for job in jobs for answer in self._commit([job])]
         return [(job, True, result) for job, result in zip(jobs, results, strict=True)]
 
-    def _apply(self, jobs: list[_Job]) -> list[list[Result]]:
+    def _apply(self, listed: list[Sequence[Entry]]) -> list[list[Result]]:
         """Every job's events in one ``apply_many`` (one lock, one prefetch), then the
         refusals; the results put back in each job's order."""
-        entries = [_entries(job, self.engine) for job in jobs]
         items = [
             (entry[0], entry[1], entry[2], None)
-            for listed in entries
-            for entry in listed
+            for entries in listed
+            for entry in entries
             if isinstance(entry[0], Event)
         ]
         applied = iter(self.engine.apply_many(items))
         results = []
-        for listed in entries:
+        for entries in listed:
             out = []
-            for outcome, raw, origin in listed:
+            for outcome, raw, origin in entries:
                 if isinstance(outcome, Event):
                     out.append(next(applied))
                 else:
