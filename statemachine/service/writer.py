@@ -3,7 +3,10 @@
 Requests hand their events to the writer and wait. The writer takes everything queued at
 once, applies it inside one ``engine.transaction()`` (one fsync on SQLite with
 ``synchronous=FULL``), and answers each request only after that commit: an acknowledged
-event is never lost, and many clients share each commit. Reads go through the same thread,
+event is never lost, and many clients share each commit. When fewer requests are queued
+than the last group held, it waits up to 2 ms for the rest: the clients it has just answered
+are posting again, and would otherwise each wait for a commit of their own. Reads go through
+the same thread,
 so the engine is only ever used from one thread.
 
 >>> import asyncio
@@ -25,6 +28,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, Final, TypeVar
@@ -46,6 +50,7 @@ Entry = tuple[Event | Refusal, str, str]
 # the store as it is at the group's commit (a webhook counting earlier resubmissions).
 Entries = Sequence[Entry] | Callable[[Engine], Sequence[Entry]]
 MAX_GROUP: Final = 1000  # requests in one commit at most
+GATHER: Final = 0.002  # seconds a commit may wait for the requests it expects
 
 
 @attrs.define
@@ -95,21 +100,14 @@ class Writer:
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        expected = 1  # requests in the last group: their clients are likely to post again
         running = True
         while running:
             first = self._queue.get()
             if first is None:
                 break
-            jobs = [first]
-            while len(jobs) < MAX_GROUP:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    running = False
-                    break
-                jobs.append(job)
+            jobs, running = self._gather(first, expected)
+            expected = len(jobs)
             answers: list[tuple[_Job, bool, Any]] = []
             writes = [job for job in jobs if job.entries is not None]
             if writes:
@@ -118,6 +116,32 @@ class Writer:
                 if job.read is not None:
                     answers.append(self._read(job))
             _answer(answers)
+
+    def _gather(self, first: _Job, expected: int) -> tuple[list[_Job], bool]:
+        """``first`` and what else is queued; while fewer than ``expected`` have come, wait up
+        to :data:`GATHER` for the rest (the clients answered last time are posting again), so
+        that they share this commit rather than each wait for the next. Returns the group,
+        and False once the queue says to stop."""
+        jobs = [first]
+        deadline = None
+        while len(jobs) < MAX_GROUP:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                if len(jobs) >= expected:
+                    break
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + GATHER
+                if now >= deadline:
+                    break
+                try:
+                    job = self._queue.get(timeout=deadline - now)
+                except queue.Empty:
+                    break
+            if job is None:
+                return jobs, False
+            jobs.append(job)
+        return jobs, True
 
     def _read(self, job: _Job) -> tuple[_Job, bool, Any]:
         assert job.read is not None
