@@ -16,6 +16,7 @@ Every answer is JSON except ``/metrics`` (Prometheus text). Failures:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -79,6 +80,8 @@ def create_app(
         writer = Writer(engine)
         writer.start()
         app.state.writer = writer
+        # What exists now lives as long as the service: the collector need not scan it again.
+        gc.freeze()
         try:
             yield
         finally:
