@@ -70,7 +70,9 @@ def start(
     command = [sys.executable, "-m", "statemachine", "serve", "--db", db, "--port", "0", *args]
     if token is not None:
         command += ["--token", token]
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("STATEMACHINE_TOKEN")}
+    # A token or secret of the developer's shell would change what the tests expect.
+    unset = ("STATEMACHINE_TOKEN", "STATEMACHINE_GOCARDLESS_SECRET")
+    inherited = {k: v for k, v in os.environ.items() if k not in unset}
     environment = {**inherited, **(env or {})}
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
