@@ -44,7 +44,8 @@ demo: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	cd benchmarks && ../$(BIN)/python bench_core.py && ../$(BIN)/python bench_store.py && ../$(BIN)/python bench_replay.py && ../$(BIN)/python bench_xes.py \
-		&& ../$(BIN)/python bench_dispatch.py $${STATEMACHINE_PG_DSN:+--postgres}
+		&& ../$(BIN)/python bench_dispatch.py $${STATEMACHINE_PG_DSN:+--postgres} \
+		&& ../$(BIN)/python bench_serve.py
 	if [ -n "$$STATEMACHINE_PG_DSN" ]; then cd benchmarks && ../$(BIN)/python bench_postgres.py; fi
 
 clean:

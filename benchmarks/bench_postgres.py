@@ -53,7 +53,8 @@ def raw_worker(target: str, events: list[Event]) -> None:
                 conn.execute(SQL.upsert_debit, (*debit_row[:4], bool(debit_row[4]), *debit_row[5:]))
                 if notice_row is not None:
                     conn.execute(SQL.upsert_notice, (*notice_row[:6], events[0].occurred_at,
-                                                     events[0].occurred_at, *notice_row[8:]))  # fmt: skip
+                                                     events[0].occurred_at, *notice_row[8:],
+                                                     None, None))  # fmt: skip
 
 
 def timed(run: object, events: list[Event], workers: int) -> float:

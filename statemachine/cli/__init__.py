@@ -8,6 +8,7 @@ import click
 from .book import show, stats, verify
 from .notices import dispatch, receipts
 from .replay import diff, import_, replay
+from .serve import serve
 from .specs import diagram, scenarios
 
 __all__ = ["main"]
@@ -24,5 +25,7 @@ def main() -> None:
     """
 
 
-for command in (replay, import_, diff, show, stats, dispatch, receipts, verify, diagram, scenarios):
+for command in (
+    replay, import_, diff, show, stats, dispatch, receipts, verify, diagram, scenarios, serve
+):  # fmt: skip
     main.add_command(command)

@@ -20,7 +20,7 @@ skipped. The mapping and its reasons are in ``docs/importers/gocardless.md``.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -77,7 +77,54 @@ def read(paths: Sequence[Path], options: ImportOptions, tally: ImportTally) -> I
     """
     tally.unit = ("webhook event", "webhook events")
     payments = [item for path in paths for item in _read_file(path, options, tally)]
-    retries: dict[str, list[tuple[datetime, str]]] = {}
+    yield from _records(payments, {})
+
+
+def read_webhook(
+    body: bytes,
+    retries: Callable[[str], Iterable[tuple[datetime, str]]] = lambda payment: (),
+    origin: str = "webhook",
+) -> tuple[list[Record], ImportTally]:
+    """One webhook body as delivered to an endpoint, mapped as :func:`read` maps a file.
+
+    ``retries(payment)`` gives the (``created_at``, event id) of the payment's
+    ``resubmission_requested`` events received before (the store knows them), for the
+    attempt numbers; origins are ``ORIGIN events[i]``. A body that is not a webhook body
+    raises :class:`ImportFailed` naming the place.
+
+    >>> body = (b'{"events": [{"id": "EV2", "created_at": "2019-07-02T09:00:00Z",'
+    ...     b' "resource_type": "payments", "action": "failed", "links": {"payment": "PM1"}}]}')
+    >>> earlier = [(datetime.fromisoformat("2019-07-01T00:00Z"), "gc:EV0")]
+    >>> records, _ = read_webhook(body, lambda payment: earlier)
+    >>> [(origin, event["type"], event["attempt"]) for origin, event in records]
+    [('webhook events[0]', 'failed', 2)]
+    """
+    tally = ImportTally()
+    tally.unit = ("webhook event", "webhook events")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ImportFailed(origin, where, f"expected {_EXPECTED}, got {_broken(exc)}") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("events"), list):
+        raise ImportFailed(origin, "top level", f"expected {_EXPECTED}, got {_kind(parsed)}")
+    payments = []
+    for index, raw in enumerate(parsed["events"]):
+        where = f"events[{index}]"
+        tally.read += 1
+        item = _payment(Path(origin), where, f"{origin} {where}", raw, ImportOptions(), tally)
+        if item is not None:
+            payments.append(item)
+    known = {payment: list(retries(payment)) for payment in {item.payment for item in payments}}
+    return list(_records(payments, known)), tally
+
+
+def _records(
+    payments: list[_Payment], known: dict[str, list[tuple[datetime, str]]]
+) -> Iterator[Record]:
+    """The events of these payments, attempts counted from their resubmissions and the
+    ``known`` ones received before."""
+    retries: dict[str, list[tuple[datetime, str]]] = {key: list(v) for key, v in known.items()}
     for item in payments:
         if item.action == RESUBMISSION:
             retries.setdefault(item.payment, []).append((item.at, item.event_id))
