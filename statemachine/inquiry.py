@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .clock import earlier
+from .errors import StoreError
 from .events import Event
 from .precedence import Verdict
 from .records import Debit, Result
@@ -192,10 +193,13 @@ def run_inquiries(
     every: float,
     limit: int | None = None,
     on_round: Callable[[list[Inquiry]], None] | None = None,
+    on_error: Callable[[StoreError], None] | None = None,
 ) -> int:
     """Ask about due debits every ``every`` seconds until ``stop_event`` is set; each round's
     inquiries go to ``on_round``. Returns the number of rounds. A round in progress finishes
-    before the loop stops; an ``ask`` that raises is recorded, it does not end the loop.
+    before the loop stops; an ``ask`` that raises is recorded, it does not end the loop. With
+    ``on_error``, a round the store refused (busy, unreachable) goes there and the loop goes
+    on; without, the error ends it.
 
     >>> from statemachine import Engine
     >>> stop = threading.Event()
@@ -205,9 +209,15 @@ def run_inquiries(
     """
     rounds = 0
     while not stop_event.is_set():
-        done = engine.inquire_due(ask, limit=limit)
-        rounds += 1
-        if on_round is not None:
-            on_round(done)
+        try:
+            done = engine.inquire_due(ask, limit=limit)
+        except StoreError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+        else:
+            rounds += 1
+            if on_round is not None:
+                on_round(done)
         stop_event.wait(every)
     return rounds
