@@ -13,7 +13,7 @@ rooms behind it (deciding in ``decide.py``, sending in ``dispatch.py``, queries 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from .decoding import decode_event
 from .dispatch import Dispatcher, RetryPolicy, Sender
 from .errors import InvalidDefinition, StoreError
 from .events import Event, Refusal, parse_input
+from .inquiry import Ask, Inquiry, InquiryPolicy, inquire_due
 from .messages import CustomerResolver, Message, Words
 from .operations import Metrics
 from .precedence import Fold, fold
@@ -67,6 +68,7 @@ class Engine:
             store, retry or RetryPolicy(), self.spec.receipt_timeout, words=words
         )
         self._execute = store.execute
+        self.inquiry = InquiryPolicy()  # when stuck debits are asked about: inquire_due
 
     @property
     def retry(self) -> RetryPolicy:
@@ -375,22 +377,37 @@ class Engine:
         now = self.clock() if now is None else now
         return operations.stuck(self.store, self.spec, earlier(now, older_than))
 
-    def inquire(
-        self,
-        ask: Callable[[Debit], Event | None],
-        older_than: timedelta = timedelta(days=3),
-        now: datetime | None = None,
-    ) -> list[Result]:
-        """Ask about every stuck debit; ``ask`` turns the gateway's answer into an event (or None).
+    def inquire_due(
+        self, ask: Ask, now: datetime | None = None, *, limit: int | None = None
+    ) -> list[Inquiry]:
+        """Ask about each debit stuck in the submitted state whose next inquiry is due, on the
+        backoff schedule of :attr:`inquiry` (per debit and attempt); returns the inquiries.
+
+        ``ask`` gets the :class:`Debit` and returns the gateway's answer: an :class:`Event`,
+        a mapping of its fields (the debit's id and attempt, ``occurred_at`` now, the policy's
+        source and an event_id are filled in where missing) or None for no news. The answer
+        is applied with origin ``inquiry`` and recorded with the inquiry in one transaction,
+        so a restart does not ask again at once. An ``ask`` that raises is recorded as the
+        inquiry's error and backs off; the engine never fails a debit by itself.
 
         >>> engine = Engine.in_memory()
-        >>> engine.inquire(lambda debit: None)
+        >>> engine.inquire_due(lambda debit: None)
         []
         """
-        stuck = [debit_id for debit_id, _ in self.stuck(older_than, now)]
-        return operations.inquire(
-            self.store, lambda event: self.apply(event, origin="inquiry"), ask, stuck
-        )
+        now = self.clock() if now is None else now
+        return inquire_due(self, ask, now, self.inquiry, limit)
+
+    def inquiries(self, debit_id: str) -> list[Inquiry]:
+        """The debit's inquiries, oldest first."""
+        return self.store.inquiries(debit_id)
+
+    def last_inquiries(self, debit_ids: Iterable[str]) -> dict[str, Inquiry]:
+        """The latest inquiry of each debit that was asked about, by debit id.
+
+        >>> Engine.in_memory().last_inquiries(["loan-42/2026-03"])
+        {}
+        """
+        return self.store.last_inquiries(debit_ids)
 
 
 def _as_event(value: object) -> Event:

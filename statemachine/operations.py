@@ -1,7 +1,7 @@
-"""Operations: metrics, stuck debits and their inquiry, P6 verification, misinformed
-customers, Prometheus exposition and alerts on configured bounds.
+"""Operations: metrics, stuck debits, P6 verification, misinformed customers, Prometheus
+exposition and alerts on configured bounds. Stuck debits are asked about in ``inquiry.py``.
 
-The engine's ``metrics``, ``stuck``, ``inquire``, ``verify`` and ``misinformed`` call these.
+The engine's ``metrics``, ``stuck``, ``verify`` and ``misinformed`` call these.
 
 >>> from statemachine import Engine
 >>> metrics = Engine.in_memory().metrics()
@@ -23,7 +23,7 @@ from .events import FAILED, REVERSED, SUCCEEDED, Event
 from .notices import last_told, matches
 from .precedence import Verdict, fold
 from .receipts import ReceiptStatus, delivery_rate
-from .records import Debit, Notice, NoticeStatus, Result
+from .records import Debit, Notice, NoticeStatus
 from .spec import Spec
 
 if TYPE_CHECKING:
@@ -45,6 +45,10 @@ class Metrics:
     misinformed: int = 0  # customers whose last notice no longer states the outcome (N6)
     # channel -> {delivered, undelivered, expired} -> sends, from receipts (N8)
     deliveries: dict[str, dict[str, int]] = attrs.field(factory=dict)
+    # Inquiries of stuck debits: asked, answered with an event, and those whose asking raised.
+    inquiries_asked: int = 0
+    inquiries_answered: int = 0
+    inquiry_errors: int = 0
     succeeded_states: frozenset[str] = frozenset({SUCCEEDED})
     outcome_states: frozenset[str] = frozenset({SUCCEEDED, FAILED, REVERSED})
 
@@ -107,6 +111,7 @@ def metrics(store: StoreAdapter, spec: Spec, stuck: int) -> Metrics:
     """The store's counts as :class:`Metrics`; ``stuck`` is the number of stuck debits."""
     counts = store.counts()
     unknown = {s: n for s, n in counts.sources.items() if s not in spec.authorities}
+    inquiries = store.inquiry_counts()
     return Metrics(
         counts.verdicts,
         counts.states,
@@ -116,8 +121,11 @@ def metrics(store: StoreAdapter, spec: Spec, stuck: int) -> Metrics:
         stuck,
         store.misinformed_count(spec.outcomes),
         store.deliveries(),
-        frozenset({spec.state_after(SUCCEEDED)}),
-        spec.outcomes,
+        inquiries_asked=inquiries["asked"],
+        inquiries_answered=inquiries["answered"],
+        inquiry_errors=inquiries["errors"],
+        succeeded_states=frozenset({spec.state_after(SUCCEEDED)}),
+        outcome_states=spec.outcomes,
     )
 
 
@@ -125,22 +133,6 @@ def stuck(store: StoreAdapter, spec: Spec, before: datetime) -> list[tuple[str, 
     """Debits submitted (the spec's state after ``submitted``) whose latest news is older than
     ``before``: listed for inquiry, never failed automatically. Oldest first."""
     return store.stuck(spec.in_flight, before)
-
-
-def inquire(
-    store: StoreAdapter,
-    apply: Callable[[Event], Result],
-    ask: Callable[[Debit], Event | None],
-    debit_ids: Iterable[str],
-) -> list[Result]:
-    """Ask about each debit; ``ask`` turns the gateway's answer into an event (or None)."""
-    results = []
-    for debit_id in debit_ids:
-        record = store.debit(debit_id)
-        answer = ask(record.snapshot()) if record is not None else None
-        if answer is not None:
-            results.append(apply(answer))
-    return results
 
 
 def facts(store: StoreAdapter, debit_id: str) -> list[Event]:
@@ -197,6 +189,9 @@ _VALUES: Final = (
     "delivery_rate",
     "acceptance_rate",
     "undelivered",
+    "inquiries_asked",
+    "inquiries_answered",
+    "inquiry_errors",
 )
 
 
@@ -220,6 +215,9 @@ def prometheus_text(metrics: Metrics, prefix: str = "statemachine") -> str:
         notices.labels(status).set(count)
     gauge("needs_review", "Debits flagged for review.").set(metrics.needs_review)
     gauge("stuck", "Debits in submitted past the inquiry threshold.").set(metrics.stuck)
+    gauge("inquiries_asked", "Inquiries of stuck debits asked.").set(metrics.inquiries_asked)
+    gauge("inquiries_answered", "Inquiries answered with an event.").set(metrics.inquiries_answered)
+    gauge("inquiry_errors", "Inquiries whose asking raised.").set(metrics.inquiry_errors)
     gauge("conflicts", "Events refused as contradicting a stronger fact.").set(metrics.conflicts)
     gauge("misinformed", "Customers whose last notice no longer states the debit's outcome.").set(
         metrics.misinformed

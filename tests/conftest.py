@@ -179,8 +179,16 @@ def target(store_kind: str, tmp_path: Path) -> Iterator[Target]:
     Target("postgres", PG_DSN, schema).execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def undo_schema_5(target: Target) -> None:
+    """Take a fresh store back to schema 4: no inquiries of stuck debits."""
+    target.execute("DROP TABLE inquiries")
+    target.execute("DROP TABLE inquiry_schedule")
+    target.execute("UPDATE statemachine_meta SET value = '4' WHERE key = 'schema_version'")
+
+
 def undo_schema_4(target: Target) -> None:
     """Take a fresh store back to schema 3: no receipts, no fallback columns (N8)."""
+    undo_schema_5(target)
     target.execute("DROP TABLE receipts")
     target.execute("DROP INDEX notices_awaiting_receipt")
     target.execute("ALTER TABLE notices DROP COLUMN tried")

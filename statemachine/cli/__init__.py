@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .book import show, stats, verify
+from .inquire import inquire
 from .notices import dispatch, receipts
 from .replay import diff, import_, replay
 from .serve import serve
@@ -26,6 +27,7 @@ def main() -> None:
 
 
 for command in (
-    replay, import_, diff, show, stats, dispatch, receipts, verify, diagram, scenarios, serve
+    replay, import_, diff, show, stats, dispatch, receipts, inquire, verify, diagram, scenarios,
+    serve,
 ):  # fmt: skip
     main.add_command(command)

@@ -88,8 +88,20 @@ def stats(db: str, spec_path: Path | None, stuck_after: timedelta, prometheus: b
         click.echo(f"needs review        {metrics.needs_review}")
         click.echo(f"misinformed         {metrics.misinformed}")
         click.echo(f"stuck in submitted  {metrics.stuck}")
-        for debit_id, last in engine.stuck(stuck_after)[:10]:
-            click.echo(f"  {debit_id} (last news {last.isoformat()})")
+        listed = engine.stuck(stuck_after)[:10]
+        asked = engine.last_inquiries(debit_id for debit_id, _ in listed)
+        for debit_id, last in listed:
+            inquiry = asked.get(debit_id)
+            told = (
+                f"; last inquiry {inquiry.asked_at.isoformat()}: {inquiry.outcome}"
+                if inquiry
+                else ""
+            )
+            click.echo(f"  {debit_id} (last news {last.isoformat()}{told})")
+        click.echo(
+            f"inquiries           asked {metrics.inquiries_asked}, answered "
+            f"{metrics.inquiries_answered}, errors {metrics.inquiry_errors}"
+        )
         for alert in check_alerts(metrics):
             click.echo(f"ALERT {alert}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -21,6 +20,7 @@ from ..replay import LogUnreadable, read_log
 from .options import (
     db_option,
     delivery,
+    load_factory,
     load_spec,
     open_engine,
     pairs,
@@ -171,12 +171,7 @@ def _http_sender(url: str, secret: str | None, name: str) -> Sender:
 def _load_sender(path: str) -> Sender:
     if path == "print":
         return PrintSender()
-    module_name, _, attribute = path.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise click.BadParameter(f"cannot load {path!r} ({exc}); expected MODULE:FACTORY") from None
-    sender: Sender = factory()
+    sender: Sender = load_factory(path, "--sender")
     return sender
 
 

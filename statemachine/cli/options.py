@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -113,6 +114,27 @@ def open_engine(
         return Engine.open(target, spec=spec, clock=clock, **options)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def load_factory(path: str, option: str) -> Any:
+    """What the factory at ``MODULE:FACTORY`` returns when called with no arguments: how
+    ``--sender`` and ``--inquirer`` load the lender's own code. A path that does not load is
+    a usage error of ``option``."""
+    module_name, colon, attribute = path.partition(":")
+    try:
+        if not colon or not attribute:
+            raise ValueError("no :FACTORY after the module")
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise click.BadParameter(
+            f"cannot load {path!r} ({exc}); expected MODULE:FACTORY", param_hint=f"'{option}'"
+        ) from None
+    if not callable(factory):
+        raise click.BadParameter(
+            f"{path!r} is a {type(factory).__name__}, not a factory to call; expected MODULE:FACTORY",
+            param_hint=f"'{option}'",
+        )
+    return factory()
 
 
 def load_spec(path: Path | None) -> Spec:

@@ -2,7 +2,8 @@
 each decision atomically.
 
 An adapter implements :class:`Store` (the write path and the reads the engine needs),
-:class:`Outbox` (dispatch claims) and :class:`Receipts` (delivery receipts, N8). :class:`Reports` (what operations and the replay summary ask)
+:class:`Outbox` (dispatch claims), :class:`Receipts` (delivery receipts, N8) and
+:class:`Inquiries` (the inquiry of stuck debits). :class:`Reports` (what operations and the replay summary ask)
 comes for free from :class:`DerivedReports`, which answers it from the two; an SQL store
 overrides it with queries.
 """
@@ -19,6 +20,7 @@ import attrs
 
 from ..decide import Decide, Decision
 from ..events import Event
+from ..inquiry import Inquiry
 from ..notices import last_told, matches, was_told
 from ..receipts import RANK, Judge, Receipt, ReceiptResult, ReceiptStatus, StoredReceipt
 from ..records import DebitRecord, Notice, Result, StoredEvent
@@ -27,6 +29,7 @@ __all__ = [
     "Decide",
     "Decision",
     "DerivedReports",
+    "Inquiries",
     "Item",
     "Outbox",
     "Receipts",
@@ -180,6 +183,35 @@ class Receipts(Protocol):
         ...
 
 
+class Inquiries(Protocol):
+    """The inquiry of stuck debits: each debit's schedule, and every inquiry as recorded."""
+
+    def inquiries_due(
+        self, state: str, quiet_before: datetime, now: datetime, limit: int | None = None
+    ) -> list[tuple[str, int, int]]:
+        """``(debit_id, attempt, inquiries so far)`` of debits in ``state`` whose latest
+        accepted event occurred before ``quiet_before`` and whose next inquiry (for their
+        current attempt; none yet: due) is due by ``now``, earliest due first."""
+        ...
+
+    def record_inquiry(self, inquiry: Inquiry, rounds: int) -> None:
+        """Store the inquiry, and make its ``next_at`` the debit's next one, its ``rounds``
+        (inquiries of that attempt, this one included) the count to back off from."""
+        ...
+
+    def inquiries(self, debit_id: str | None = None) -> list[Inquiry]:
+        """The debit's inquiries (every debit's without ``debit_id``), oldest first."""
+        ...
+
+    def last_inquiries(self, debit_ids: Iterable[str]) -> dict[str, Inquiry]:
+        """The latest inquiry of each of ``debit_ids`` that was ever asked about."""
+        ...
+
+    def inquiry_counts(self) -> dict[str, int]:
+        """``{"asked": ..., "answered": ..., "errors": ...}`` over every inquiry."""
+        ...
+
+
 class Reports(Protocol):
     """Aggregates for operations and the replay summary; see :class:`DerivedReports`."""
 
@@ -223,7 +255,7 @@ class Reports(Protocol):
         ...
 
 
-class StoreAdapter(Store, Outbox, Receipts, Reports, Protocol):
+class StoreAdapter(Store, Outbox, Receipts, Inquiries, Reports, Protocol):
     """Everything the engine, dispatch and operations use: what an adapter provides."""
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from ..decide import Decide
 from ..events import Event
+from ..inquiry import Inquiry
 from ..precedence import Verdict
 from ..receipts import (
     Judge,
@@ -43,6 +44,8 @@ class MemoryStore(DerivedReports):
         self._receipts: list[StoredReceipt] = []
         self._sends: dict[tuple[str, str], list[str]] = {}  # (notice, channel) -> applied
         self._waits: list[tuple[datetime, str, str]] = []  # (receipt_by, notice_id, debit_id)
+        self._inquiries: list[Inquiry] = []
+        self._schedule: dict[str, tuple[int, int, datetime]] = {}  # id -> attempt, rounds, next
 
     # -- the write path --------------------------------------------------------------------
 
@@ -144,6 +147,40 @@ class MemoryStore(DerivedReports):
             if entry[5] is not None and entry[5].startswith(prefix)
         ]
         return max(found)[1] if found else None
+
+    # -- inquiries -------------------------------------------------------------------------
+
+    def inquiries_due(
+        self, state: str, quiet_before: datetime, now: datetime, limit: int | None = None
+    ) -> list[tuple[str, int, int]]:
+        due = []
+        for record in self._debits.values():
+            if record.state != state or not record.facts:
+                continue
+            latest = max(event.occurred_at for event in record.facts)
+            attempt, rounds, next_at = self._schedule.get(record.debit_id, (0, 0, latest))
+            if attempt != record.attempt:  # a new attempt starts its own schedule
+                rounds, next_at = 0, latest
+            if latest < quiet_before and next_at <= now:
+                due.append((next_at, record.debit_id, record.attempt, rounds))
+        due.sort(key=lambda item: (item[0], item[1]))
+        return [(debit_id, attempt, rounds) for _, debit_id, attempt, rounds in due[:limit]]
+
+    def record_inquiry(self, inquiry: Inquiry, rounds: int) -> None:
+        self._inquiries.append(inquiry)
+        self._schedule[inquiry.debit_id] = (inquiry.attempt, rounds, inquiry.next_at)
+
+    def inquiries(self, debit_id: str | None = None) -> list[Inquiry]:
+        return [i for i in self._inquiries if debit_id is None or i.debit_id == debit_id]
+
+    def last_inquiries(self, debit_ids: Iterable[str]) -> dict[str, Inquiry]:
+        wanted = set(debit_ids)
+        return {i.debit_id: i for i in self._inquiries if i.debit_id in wanted}
+
+    def inquiry_counts(self) -> dict[str, int]:
+        answered = sum(i.answer is not None for i in self._inquiries)
+        errors = sum(i.error is not None for i in self._inquiries)
+        return {"asked": len(self._inquiries), "answered": answered, "errors": errors}
 
     # -- the outbox ------------------------------------------------------------------------
 

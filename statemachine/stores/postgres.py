@@ -26,7 +26,7 @@ from ..spec import Spec
 from .queries import Queries, pyformat
 from .sql import SQLStore
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 T = TypeVar("T")
 _RETRIES: Final = 8
 
@@ -62,6 +62,7 @@ class SQL(Queries):
     outcomes = "SELECT debit_id, state, attempt FROM debits WHERE debit_id = ANY(?)"
     told = Queries.told.replace("d.state IN ({})", "d.state = ANY(?)")
     misinformed = Queries.misinformed.replace("d.state IN ({})", "d.state = ANY(?)")
+    last_inquiries = Queries.last_inquiries.replace("debit_id IN ({})", "debit_id = ANY(?)")
 
 
 SCHEMA_1: Final = """
@@ -104,8 +105,19 @@ CREATE TABLE receipts (
     raw text, origin text);
 CREATE INDEX receipts_by_send ON receipts (notice_id, channel);
 """
+# The inquiry of stuck debits: each debit's schedule, and every inquiry as recorded.
+SCHEMA_5: Final = """
+CREATE TABLE inquiry_schedule (
+    debit_id text PRIMARY KEY, attempt integer NOT NULL, rounds integer NOT NULL,
+    next_at timestamptz NOT NULL);
+CREATE TABLE inquiries (
+    seq bigserial PRIMARY KEY, debit_id text NOT NULL, attempt integer NOT NULL,
+    asked_at timestamptz NOT NULL, answer text, verdict text, error text,
+    next_at timestamptz NOT NULL);
+CREATE INDEX inquiries_by_debit ON inquiries (debit_id, seq);
+"""
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
-MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2, SCHEMA_3, SCHEMA_4]
+MIGRATIONS: Final = [SCHEMA_1, SCHEMA_2, SCHEMA_3, SCHEMA_4, SCHEMA_5]
 
 
 class _Retry(StoreError):

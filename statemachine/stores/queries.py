@@ -176,6 +176,35 @@ class Queries:
         " GROUP BY channel, best"
     )
 
+    # The inquiry of stuck debits: a schedule row per debit, for its current attempt only.
+    inquiries_due: ClassVar[str] = (  # (state, now, quiet_before, limit)
+        "SELECT d.debit_id, d.attempt, coalesce(s.rounds, 0),"
+        " coalesce(s.next_at, max(e.occurred_at)) FROM debits d JOIN events e"
+        " ON e.debit_id = d.debit_id AND e.accepted = 1 LEFT JOIN inquiry_schedule s"
+        " ON s.debit_id = d.debit_id AND s.attempt = d.attempt"
+        " WHERE d.state = ? AND (s.next_at IS NULL OR s.next_at <= ?)"
+        " GROUP BY d.debit_id, d.attempt, s.rounds, s.next_at"
+        " HAVING max(e.occurred_at) < ? ORDER BY 4, 1 LIMIT ?"
+    )
+    insert_inquiry: ClassVar[str] = (
+        "INSERT INTO inquiries (debit_id, attempt, asked_at, answer, verdict, error, next_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    schedule_inquiry: ClassVar[str] = (  # (debit_id, attempt, rounds, next_at)
+        "INSERT INTO inquiry_schedule (debit_id, attempt, rounds, next_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (debit_id) DO UPDATE SET attempt = excluded.attempt,"
+        " rounds = excluded.rounds, next_at = excluded.next_at"
+    )
+    inquiry_columns: ClassVar[str] = (
+        "SELECT debit_id, asked_at, answer, verdict, error, next_at, attempt FROM inquiries"
+    )
+    inquiries_of: ClassVar[str] = inquiry_columns + " WHERE debit_id = ? ORDER BY seq"
+    all_inquiries: ClassVar[str] = inquiry_columns + " ORDER BY seq"
+    last_inquiries: ClassVar[str] = inquiry_columns + (
+        " WHERE seq IN (SELECT max(seq) FROM inquiries WHERE debit_id IN ({}) GROUP BY debit_id)"
+    )
+    inquiry_counts: ClassVar[str] = "SELECT count(*), count(answer), count(error) FROM inquiries"
+
 
 Q = TypeVar("Q", bound=type[Queries])
 

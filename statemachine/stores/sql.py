@@ -23,6 +23,7 @@ from ..records import DebitRecord, Notice, Result, StoredEvent
 from ..spec import Spec
 from .base import Item, Stop
 from .queries import Queries
+from .sql_inquiries import SQLInquiries
 from .sql_outbox import SQLOutbox
 from .sql_receipts import SQLReceipts
 from .sql_reports import SQLReports, chunks
@@ -65,7 +66,7 @@ class _Batch:
             store._remember(record)
 
 
-class SQLStore(SQLOutbox, SQLReports, SQLReceipts):
+class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     """The logic of every SQL store; subclasses speak their dialect."""
 
     SQL: ClassVar[type[Queries]]

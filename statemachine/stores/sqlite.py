@@ -23,7 +23,7 @@ from .sql import SQLStore, utc_text
 
 __all__ = ["SCHEMA_VERSION", "SQL", "SQLiteStore", "utc_text"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 APPLICATION: Final = "statemachine"
 
 
@@ -278,10 +278,25 @@ def _schema_4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX receipts_by_send ON receipts (notice_id, channel)")
 
 
+def _schema_5(db: sqlite_utils.Database) -> None:
+    # The inquiry of stuck debits: each debit's schedule, and every inquiry as recorded.
+    db.execute(
+        "CREATE TABLE inquiry_schedule (debit_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL,"
+        " rounds INTEGER NOT NULL, next_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE inquiries (seq INTEGER PRIMARY KEY AUTOINCREMENT, debit_id TEXT NOT NULL,"
+        " attempt INTEGER NOT NULL, asked_at TEXT NOT NULL, answer TEXT, verdict TEXT,"
+        " error TEXT, next_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX inquiries_by_debit ON inquiries (debit_id, seq)")
+
+
 # MIGRATIONS[n] takes schema n to n + 1. Append; never edit a released one.
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
     _schema_1,
     _schema_2,
     _schema_3,
     _schema_4,
+    _schema_5,
 ]

@@ -14,6 +14,7 @@ from support import T0, debit_of, ev
 from statemachine import Engine, Event, ManualClock, Notice, RecordingSender
 from statemachine.cli import main
 from statemachine.errors import DeliveryRefused
+from statemachine.inquiry import InquiryPolicy
 from statemachine.operations import Alert, AlertRule, check_alerts, prometheus_text
 from statemachine.replay import Replay, html_report, replay_records
 from statemachine.spec import bundled_path
@@ -188,8 +189,10 @@ def test_stuck_debits_are_listed_and_inquired(make_engine: EngineFactory) -> Non
     def ask(debit: object) -> Event:
         return ev("succeeded", 60 * 24 * 4, debit_id="old", source="gateway", event_id="inquiry-1")
 
-    (answer,) = engine.inquire(ask, older_than=timedelta(days=3))
-    assert (answer.verdict, answer.state) == ("applied", "succeeded")
+    engine.inquiry = InquiryPolicy(delays=(timedelta(days=3),))  # "recent": not yet
+    (answer,) = engine.inquire_due(ask)
+    assert (answer.debit_id, answer.answer, answer.verdict) == ("old", "succeeded", "applied")
+    assert debit_of(engine, "old").state == "succeeded"
     assert engine.stuck(timedelta(days=3)) == []
 
 
