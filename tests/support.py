@@ -17,6 +17,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -276,3 +277,36 @@ def serving(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=DEADLINE)
         sock.close()
+
+
+# A debit id that is markup, an entity, a path and a query at once.
+HOSTILE = '<script>alert("x")</script>&amp;\'/../?q=1#top'
+
+
+class Page(HTMLParser):
+    """What a page holds that the tests read: figures (``<data>``), links, and tags."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.figures: dict[str, str] = {}
+        self.links: list[tuple[str, str]] = []
+        self.tags: set[str] = set()
+        self._href: str | None = None
+        self._text = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.tags.add(tag)
+        if tag == "data":
+            self.figures[found["id"] or ""] = found["value"] or ""
+        if tag == "a":
+            self._href, self._text = found["href"], ""
+
+    def handle_data(self, data: str) -> None:
+        self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, self._text))
+            self._href = None
