@@ -60,7 +60,7 @@ def render_debit(engine: Engine, debit_id: str) -> str | None:
         for n in notices
     ]  # fmt: skip
     parts.append(f"<h2>Notices ({len(rows)})</h2>")
-    parts.append(table(("notice", "kind", "states", "attempt", "status", "due", "sent",
+    parts.append(table(("notice", "kind", "outcome", "attempt", "status", "due", "sent",
                         "channel", "tried", "why"), rows))  # fmt: skip
     receipts = [
         [text(r.receipt.notice_id), text(r.receipt.channel), text(r.receipt.status),

@@ -199,7 +199,7 @@ def _waiting(engine: Engine, metrics: Metrics, limit: int, now: datetime) -> str
         for n in waiting
     ]  # fmt: skip
     total = metrics.notices_by_status.get("queued", 0)
-    headers = ("due", "debit", "kind", "states", "attempt", "tried", "notice")
+    headers = ("due", "debit", "kind", "outcome", "attempt", "tried", "notice")
     return _heading("Notices waiting, by due time", total, len(rows)) + table(headers, rows)
 
 
