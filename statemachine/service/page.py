@@ -161,7 +161,11 @@ def _charts(engine: Engine, metrics: Metrics, width: timedelta, buckets: int, no
         )  # fmt: skip
     if not sends:
         charts.append('<p class="muted">No delivery receipts yet: no delivery rate to draw.</p>')
-    return f'<h2>Over time</h2><section class="charts">{"".join(charts)}</section>'
+    switch = '<a href="?by=day">by day</a> · <a href="?by=hour">by hour</a>'
+    return (
+        f'<h2>Over time <small class="muted">({switch})</small></h2>'
+        f'<section class="charts">{"".join(charts)}</section>'
+    )
 
 
 _CHART: Final = 640  # a chart's width in pixels

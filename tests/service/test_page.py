@@ -149,7 +149,7 @@ def test_whatever_a_debit_id_holds_it_is_text_and_its_link_leads_back_to_it(
     for html in (render_page(engine, now=NOW), render_debit(engine, debit_id) or ""):
         page = Page(html)
         assert page.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p",
-                             "a", "section", "div", "span", "data", "figure", "figcaption", "svg",
+                             "a", "section", "div", "span", "small", "data", "figure", "figcaption", "svg",
                              "text", "line", "rect", "table", "thead", "tbody", "tr", "th", "td"}  # fmt: skip
     links = Page(render_page(engine, now=NOW)).links
     assert (f"/debits/{quote(debit_id, safe='')}", debit_id) in links
