@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import queue
+import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -21,6 +28,7 @@ from statemachine import Debit, Engine, Event, ManualClock
 from statemachine.importers import Record
 from statemachine.replay import Replay
 
+T = TypeVar("T")
 T0 = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
 _counter = 0
 
@@ -171,3 +179,134 @@ def interrupt_after(count: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
             yield record
 
     return wrap
+
+
+# Pages in a real browser --------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium package to render the page"
+)
+
+
+def chromium(
+    url: str, folder: Path, *, screenshot: Path | None = None, size: str = "900,1400"
+) -> str:
+    """Open ``url`` in headless Chromium and return the DOM it built (``--dump-dom``); with
+    ``screenshot``, take a PNG of the window instead and return ''."""
+    assert CHROMIUM is not None
+    what = [f"--screenshot={screenshot}", f"--window-size={size}"] if screenshot else ["--dump-dom"]
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={folder / 'chromium-profile'}", *what, url],
+        check=True, capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    return "" if screenshot else done.stdout
+
+
+def png_pixels(data: bytes) -> Counter[tuple[int, int, int]]:
+    """How many pixels of each RGB colour an 8-bit, non-interlaced RGB or RGBA PNG holds."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG"
+    chunks, at = [], 8
+    while at < len(data):
+        (length,), kind = struct.unpack(">I", data[at : at + 4]), data[at + 4 : at + 8]
+        chunks.append((kind, data[at + 8 : at + 8 + length]))
+        at += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (depth, interlace) == (8, 0), "an unusual PNG: not 8 bits, or interlaced"
+    assert colour in (2, 6), f"an unusual PNG: colour type {colour}, not RGB or RGBA"
+    step = 4 if colour == 6 else 3
+    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    stride, above, found = width * step, bytearray(width * step), Counter[tuple[int, int, int]]()
+    for row in range(height):
+        start = row * (stride + 1)
+        method, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride) if method else ():
+            left = line[i - step] if i >= step else 0
+            up, corner = above[i], above[i - step] if i >= step else 0
+            if method == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif method == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif method == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            else:  # Paeth
+                guess = left + up - corner
+                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up),
+                           (abs(guess - corner), 2, corner))[2]  # fmt: skip
+                line[i] = (line[i] + near) & 0xFF
+        found.update(zip(line[0::step], line[1::step], line[2::step], strict=True))
+        above = line
+    return found
+
+
+class ThreadWriter:
+    """A stand-in for the service's writer as the page uses it: ``await read(fn)`` runs
+    ``fn(engine)`` on a worker thread, one call at a time, and returns its result."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+
+    async def read(self, fn: Callable[[Engine], T]) -> T:
+        return await asyncio.to_thread(self._run, fn)
+
+    def _run(self, fn: Callable[[Engine], T]) -> T:
+        with self._lock:
+            return fn(self.engine)
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve the ASGI ``app`` with uvicorn on a free port of 127.0.0.1; yields its base URL.
+
+    The socket is bound and listening before the server starts, so a request made at once
+    waits in the backlog until the server accepts it: nothing to wait for."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=DEADLINE)
+        sock.close()
+
+
+# A debit id that is markup, an entity, a path and a query at once.
+HOSTILE = '<script>alert("x")</script>&amp;\'/../?q=1#top'
+
+
+class Page(HTMLParser):
+    """What a page holds that the tests read: figures (``<data>``), links, and tags."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.figures: dict[str, str] = {}
+        self.links: list[tuple[str, str]] = []
+        self.tags: set[str] = set()
+        self._href: str | None = None
+        self._text = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.tags.add(tag)
+        if tag == "data":
+            self.figures[found["id"] or ""] = found["value"] or ""
+        if tag == "a":
+            self._href, self._text = found["href"], ""
+
+    def handle_data(self, data: str) -> None:
+        self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, self._text))
+            self._href = None

@@ -12,38 +12,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
 from html import escape
 
+from ..charts import bar_chart
 from ..spec import Spec
 from .summary import ReplaySummary
-
-_COLOURS = ("#2f7d4f", "#b8412c", "#3a6ea5", "#c7932b", "#7a5195", "#5c5c5c")
-
-
-def bar_chart(
-    title: str, values: Mapping[str, float], width: int = 520, colour: str | None = None
-) -> str:
-    """A horizontal bar chart in SVG, one labelled bar per item; one ``colour`` for a series."""
-    rows = list(values.items()) or [("none", 0)]
-    top = max((v for _, v in rows), default=0) or 1
-    height = 30 + 24 * len(rows)
-    bars = []
-    for number, (label, value) in enumerate(rows):
-        y = 24 + 24 * number
-        length = int((width - 220) * value / top)
-        fill = colour or _COLOURS[number % len(_COLOURS)]
-        bars.append(
-            f'<text x="0" y="{y + 14}" font-size="13">{escape(label)}</text>'
-            f'<rect x="170" y="{y}" width="{length}" height="18" fill="{fill}"/>'
-            f'<text x="{176 + length}" y="{y + 14}" font-size="13">{value:g}</text>'
-        )
-    return (
-        f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}"><text x="0" y="14" font-size="15" '
-        f'font-weight="bold">{escape(title)}</text>{"".join(bars)}</svg></figure>'
-    )
-
 
 _KINDS = {  # edge kind -> (stroke, dash)
     "step": ("#222", ""),

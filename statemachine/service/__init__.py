@@ -3,7 +3,7 @@
 ``app.py`` the routes, ``writer.py`` the one thread that commits requests by group,
 ``intake.py`` bodies to events, ``webhooks.py`` signed provider callbacks, ``auth.py`` who may
 call, ``privacy.py`` contact details masked, ``views.py`` the JSON answers, ``run.py`` the
-server and its graceful stop.
+server and its graceful stop; ``page.py`` the operator's page.
 """
 
 from .app import create_app

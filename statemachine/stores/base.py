@@ -24,6 +24,7 @@ from ..inquiry import Inquiry
 from ..notices import last_told, matches, was_told
 from ..receipts import RANK, Judge, Receipt, ReceiptResult, ReceiptStatus, StoredReceipt
 from ..records import DebitRecord, Notice, Result, StoredEvent
+from .timeline import DerivedTimeline
 
 __all__ = [
     "Decide",
@@ -254,12 +255,36 @@ class Reports(Protocol):
         channel) counted once, by the best its applied receipts said (N8)."""
         ...
 
+    def outcome_tally(
+        self, states: Iterable[str], width: timedelta, since: datetime | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        """``(bucket, state, debits)``, by bucket then state: the debits now in one of
+        ``states``, each counted in the bucket (:func:`~statemachine.stores.timeline.bucket_start`) of the latest
+        ``occurred_at`` among its accepted events, if that is at or after ``since``. Over every
+        bucket, the counts are ``counts().states``'."""
+        ...
+
+    def delivery_tally(
+        self, width: timedelta, since: datetime | None = None
+    ) -> list[tuple[str, datetime, str, int]]:
+        """``(channel, bucket, outcome, sends)``, sorted: each send counted as
+        :meth:`deliveries` counts it, in the bucket of its latest applied receipt's time."""
+        ...
+
+    def conflicts(self, limit: int) -> list[StoredEvent]:
+        """The latest ``limit`` arrivals whose verdict is ``conflict``, newest first."""
+        ...
+
+    def waiting(self, limit: int) -> list[Notice]:
+        """The first ``limit`` queued notices by due time (then notice id)."""
+        ...
+
 
 class StoreAdapter(Store, Outbox, Receipts, Inquiries, Reports, Protocol):
     """Everything the engine, dispatch and operations use: what an adapter provides."""
 
 
-class DerivedReports:
+class DerivedReports(DerivedTimeline):
     """:class:`Reports` answered from :class:`Store`'s reads, debit by debit: correct for any
     store, and fast enough where the debits are in memory."""
 

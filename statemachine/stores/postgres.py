@@ -63,6 +63,15 @@ class SQL(Queries):
     told = Queries.told.replace("d.state IN ({})", "d.state = ANY(?)")
     misinformed = Queries.misinformed.replace("d.state IN ({})", "d.state = ANY(?)")
     last_inquiries = Queries.last_inquiries.replace("debit_id IN ({})", "debit_id = ANY(?)")
+    outcome_tally = (
+        "SELECT floor(extract(epoch FROM e.last) / ?)::bigint, d.state, count(*) FROM debits d"
+        f" JOIN {Queries.last_news} e ON e.debit_id = d.debit_id WHERE e.last >= ?"
+        " AND d.state = ANY(?) GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    delivery_tally = Queries.delivery_tally.replace(
+        "CAST(strftime('%s', substr(last, 1, 19)) AS INTEGER) / ?",
+        "floor(extract(epoch FROM last) / ?)::bigint",
+    )
 
 
 SCHEMA_1: Final = """

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
+# The bucket (timeline.bucket_at) of a stored UTC time: whole seconds since the epoch,
+# divided by the width in seconds. Text times are cut to the second first: SQLite rounds
+# fractions, and 10:59:59.9999 would fall in the next hour.
+_BUCKET = "CAST(strftime('%s', substr({}, 1, 19)) AS INTEGER) / ?"
+
 
 class Queries:
     """Every statement an SQL store runs, by name, written once with ``?`` placeholders.
@@ -204,6 +209,29 @@ class Queries:
         " WHERE seq IN (SELECT max(seq) FROM inquiries WHERE debit_id IN ({}) GROUP BY debit_id)"
     )
     inquiry_counts: ClassVar[str] = "SELECT count(*), count(answer), count(error) FROM inquiries"
+
+    # The operator's page: outcomes and deliveries over time, conflicts, notices waiting.
+    last_news: ClassVar[str] = (  # each debit's latest accepted event time
+        "(SELECT debit_id, max(occurred_at) AS last FROM events WHERE accepted = 1"
+        " GROUP BY debit_id)"
+    )
+    outcome_tally: ClassVar[str] = (  # (width, since, states)
+        f"SELECT {_BUCKET.format('e.last')}, d.state, count(*) FROM debits d JOIN {last_news} e"
+        " ON e.debit_id = d.debit_id WHERE e.last >= ? AND d.state IN ({}) GROUP BY 1, 2"
+        " ORDER BY 1, 2"
+    )
+    delivery_tally: ClassVar[str] = (  # (width, since)
+        f"SELECT channel, {_BUCKET.format('last')}, best, count(*) FROM (SELECT notice_id,"
+        " channel, max(CASE status WHEN 'delivered' THEN 2 WHEN 'undelivered' THEN 1 ELSE 0"
+        " END) AS best, max(occurred_at) AS last FROM receipts WHERE verdict = 'applied'"
+        " GROUP BY notice_id, channel) sends WHERE last >= ? GROUP BY 1, 2, 3"
+    )
+    conflicts: ClassVar[str] = (
+        "SELECT * FROM events WHERE verdict = 'conflict' ORDER BY seq DESC LIMIT ?"
+    )
+    waiting: ClassVar[str] = (
+        "SELECT * FROM notices WHERE status = 'queued' ORDER BY due_at, notice_id LIMIT ?"
+    )
 
 
 Q = TypeVar("Q", bound=type[Queries])

@@ -290,9 +290,12 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
         with self._read() as conn:
-            cursor = conn.execute(self.SQL.history, (debit_id,))
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            return self._stored_events(conn.execute(self.SQL.history, (debit_id,)))
+
+    def _stored_events(self, cursor: Any) -> list[StoredEvent]:
+        """Rows of ``events`` (every column) as stored events."""
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
         stored = []
         for row in rows:
             event = Event.from_json(row["payload"]) if row["payload"] else None

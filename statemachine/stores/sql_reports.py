@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from ..records import Notice, StoredEvent
 from .base import StoreCounts
 from .queries import Queries
+from .sql_receipts import _BEST
+from .timeline import DAWN, bucket_at, width_seconds
 
 Connection = Any
 
@@ -35,6 +38,12 @@ class SQLReports:
 
     def _time_out(self, value: Any) -> datetime:
         """A stored time as an aware datetime."""
+        raise NotImplementedError
+
+    def _notices(self, cursor: Any) -> list[Notice]:
+        raise NotImplementedError
+
+    def _stored_events(self, cursor: Any) -> list[StoredEvent]:
         raise NotImplementedError
 
     def stuck(self, state: str, before: datetime) -> list[tuple[str, datetime]]:
@@ -88,6 +97,30 @@ class SQLReports:
         with self._read() as conn:
             rows = self._select_in(conn, self.SQL.told, sorted(states), (outcome,))
         return [row[0] for row in rows]
+
+    def outcome_tally(
+        self, states: Iterable[str], width: timedelta, since: datetime | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        params = (width_seconds(width), self._time_in(since or DAWN))
+        with self._read() as conn:
+            rows = self._select_in(conn, self.SQL.outcome_tally, sorted(states), params)
+        return [(bucket_at(int(n), width), state, count) for n, state, count in rows]
+
+    def delivery_tally(
+        self, width: timedelta, since: datetime | None = None
+    ) -> list[tuple[str, datetime, str, int]]:
+        params = (width_seconds(width), self._time_in(since or DAWN))
+        with self._read() as conn:
+            rows = conn.execute(self.SQL.delivery_tally, params).fetchall()
+        return sorted((c, bucket_at(int(n), width), _BEST[best].value, k) for c, n, best, k in rows)
+
+    def conflicts(self, limit: int) -> list[StoredEvent]:
+        with self._read() as conn:
+            return self._stored_events(conn.execute(self.SQL.conflicts, (limit,)))
+
+    def waiting(self, limit: int) -> list[Notice]:
+        with self._read() as conn:
+            return self._notices(conn.execute(self.SQL.waiting, (limit,)))
 
 
 def chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import T0, ev, interrupt_after
+from support import T0, chromium, ev, interrupt_after, needs_chromium
 
 from statemachine import Engine, Event, ManualClock
 from statemachine.cli import main
@@ -343,8 +343,6 @@ def test_the_cli_batch_size_changes_nothing_but_speed(tmp_path: Path) -> None:
 # The HTML report ----------------------------------------------------------------------------
 
 import contextlib  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -362,20 +360,11 @@ def test_the_html_report_is_one_self_contained_page(tmp_path: Path) -> None:
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package to render the page")
+@needs_chromium
 def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     page, shot = tmp_path / "report.html", tmp_path / "report.png"
     invoke("replay", EXAMPLE, "--html", str(page))
-    subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=900,1400",
-         page.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    chromium(page.as_uri(), tmp_path, screenshot=shot)
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG")
     # Not blank: a white page compresses to a few kilobytes; charts and text do not.
