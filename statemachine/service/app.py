@@ -36,6 +36,7 @@ from ..operations import prometheus_text
 from ..precedence import Verdict
 from . import intake, webhooks
 from .auth import BearerAuth
+from .page import debit_page, operator_page
 from .privacy import masked_text
 from .views import debit_json, result_json
 from .writer import Entries, Writer
@@ -138,6 +139,8 @@ def create_app(
         return answer({"results": listed})
 
     async def get_debit(request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):  # a browser, from the page
+            return await debit_page(request)
         debit_id = request.path_params["debit_id"]
         found = await request.app.state.writer.read(lambda e: debit_json(e, debit_id))
         if found is None:
@@ -170,6 +173,7 @@ def create_app(
             Route("/debits/{debit_id:path}", get_debit, methods=["GET"]),
             Route("/metrics", get_metrics, methods=["GET"]),
             Route("/healthz", get_healthz, methods=["GET"]),
+            Route("/", operator_page, methods=["GET"]),
             *routes,
         ],
         middleware=[Middleware(BearerAuth, token=token, open_paths=OPEN_PATHS)],

@@ -293,8 +293,9 @@ async def operator_page(request: Request) -> Response:
     width, buckets = WIDTHS[by]
 
     def render(engine: Engine) -> str:
-        inquiries = getattr(engine, "last_inquiries", None)  # where the engine keeps them
-        return render_page(engine, width=width, buckets=buckets, last_inquiries=inquiries)
+        return render_page(
+            engine, width=width, buckets=buckets, last_inquiries=engine.last_inquiries
+        )
 
     return HTMLResponse(await request.app.state.writer.read(render))
 

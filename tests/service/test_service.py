@@ -222,3 +222,25 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     assert served.process.wait() == 0
     with Engine.open(db, create=False) as engine:
         assert [s.event_id for s in engine.history("d-1")] == ["gw-1"]
+
+
+def test_the_service_serves_the_operators_page_and_a_debits_page_for_browsers(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "debits.sqlite")
+    with serving(db, token="t0ken") as served:
+        assert served.client.post("/events", json=[event("gw-1", "submitted"), event("gw-2")])
+        bare = httpx.get(served.url + "/", timeout=10)
+        page = served.client.get("/")
+        metrics = served.client.get("/metrics").text
+        browser = served.client.get("/debits/d-1", headers={"Accept": "text/html"})
+        program = served.client.get("/debits/d-1")
+    assert bare.status_code == 401
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'id="success-rate" value="1.0"' in page.text
+    assert "statemachine_success_rate 1.0" in metrics
+    assert 'href="/debits/d-1"' in page.text
+    assert browser.headers["content-type"].startswith("text/html")
+    assert "gw-2" in browser.text
+    assert program.json()["debit"]["state"] == "succeeded"
