@@ -68,12 +68,12 @@ def create_app(
     """The service on ``engine``. ``token``: the bearer token every endpoint but ``/healthz``
     and the webhooks needs (None: none needed); ``gocardless_secret``: the webhook
     endpoint's secret (None: the webhook answers 404); ``routes`` are added after the
-    service's own. ``app.state.writer`` is the :class:`~statemachine.service.writer.Writer`
+    service's own (``/`` is the operator's page). ``app.state.writer`` is the :class:`~statemachine.service.writer.Writer`
     while the app runs: ``await request.app.state.writer.read(fn)`` reads the engine.
 
     >>> app = create_app(Engine.in_memory(), token="t0ken")
-    >>> sorted(route.path for route in app.routes)[:3]
-    ['/debits/{debit_id:path}', '/events', '/healthz']
+    >>> sorted(route.path for route in app.routes)[:4]
+    ['/', '/debits/{debit_id:path}', '/events', '/healthz']
     """
 
     @asynccontextmanager
