@@ -4,42 +4,17 @@ stored with the answer it brought, in the transaction that applied that answer."
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from ..inquiry import Inquiry
 from ..precedence import Verdict
-from .queries import Queries
+from .sql_hooks import SQLHooks
 from .sql_reports import chunks
 
-Connection = Any
 
-
-class SQLInquiries:
+class SQLInquiries(SQLHooks):
     """Inquiries over the dialect's connection; ``SQLStore`` provides the hooks."""
-
-    SQL: ClassVar[type[Queries]]
-
-    def _write(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _select_in(
-        self, conn: Connection, query: str, ids: list[str], params: Sequence[Any] = ()
-    ) -> list[Any]:
-        raise NotImplementedError
-
-    def _text_in(self, text: str | None) -> str | None:
-        raise NotImplementedError
-
-    def _time_in(self, moment: datetime) -> Any:
-        raise NotImplementedError
-
-    def _time_out(self, value: Any) -> datetime:
-        raise NotImplementedError
 
     def inquiries_due(
         self, state: str, quiet_before: datetime, now: datetime, limit: int | None = None

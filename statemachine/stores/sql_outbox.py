@@ -6,46 +6,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
 from ..records import DebitRecord, Notice, NoticeStatus
-from .queries import Queries
+from .sql_hooks import Connection, SQLHooks
 from .sql_reports import chunks
 
-Connection = Any
 
-
-class SQLOutbox:
+class SQLOutbox(SQLHooks):
     """Notices over the dialect's connection; ``SQLStore`` provides the hooks."""
 
-    SQL: ClassVar[type[Queries]]
     _cache: OrderedDict[str, DebitRecord]
 
-    def _write(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
     def _many(self, conn: Connection, query: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
-
-    def _lock(self, conn: Connection, debit_ids: Iterable[str]) -> None:
-        raise NotImplementedError
-
-    def _select_in(
-        self, conn: Connection, query: str, ids: list[str], params: Sequence[Any] = ()
-    ) -> list[Any]:
-        raise NotImplementedError
-
-    def _time_in(self, moment: datetime) -> Any:
-        raise NotImplementedError
-
-    def _time_out(self, value: Any) -> datetime:
         raise NotImplementedError
 
     def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:

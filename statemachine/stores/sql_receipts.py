@@ -4,10 +4,9 @@ the notice it moves, in one transaction; and the waits for receipts that dispatc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from ..receipts import (
     Judge,
@@ -19,44 +18,21 @@ from ..receipts import (
     best,
 )
 from ..records import DebitRecord, Notice
-from .queries import Queries
+from .sql_hooks import Connection, SQLHooks
 
 T = TypeVar("T")
-Connection = Any
 _BEST = {2: ReceiptStatus.DELIVERED, 1: ReceiptStatus.UNDELIVERED, 0: ReceiptStatus.EXPIRED}
 
 
-class SQLReceipts:
+class SQLReceipts(SQLHooks):
     """Receipts over the dialect's connection; ``SQLStore`` provides the hooks."""
 
-    SQL: ClassVar[type[Queries]]
     _cache: OrderedDict[str, DebitRecord]
-
-    def _write(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _lock(self, conn: Connection, debit_ids: Iterable[str]) -> None:
-        raise NotImplementedError
 
     def _retrying(self, work: Callable[[], T]) -> T:
         raise NotImplementedError
 
-    def _notices(self, cursor: Any) -> list[Notice]:
-        raise NotImplementedError
-
     def _notice_row(self, notice: Notice) -> tuple[Any, ...]:
-        raise NotImplementedError
-
-    def _text_in(self, text: str | None) -> str | None:
-        raise NotImplementedError
-
-    def _time_in(self, moment: datetime) -> Any:
-        raise NotImplementedError
-
-    def _time_out(self, value: Any) -> datetime:
         raise NotImplementedError
 
     def receive(self, receipt: Receipt, judge: Judge, now: datetime) -> ReceiptResult:

@@ -3,45 +3,19 @@ each, where :class:`~statemachine.stores.base.DerivedReports` would read every d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from ..records import Notice, StoredEvent
 from .base import StoreCounts
-from .queries import Queries
+from .sql_hooks import SQLHooks
 from .sql_receipts import _BEST
 from .timeline import DAWN, bucket_at, width_seconds
 
-Connection = Any
 
-
-class SQLReports:
+class SQLReports(SQLHooks):
     """Report queries over the dialect's connection; ``SQLStore`` provides the hooks."""
-
-    SQL: ClassVar[type[Queries]]
-
-    def _read(self) -> AbstractContextManager[Connection]:
-        """A connection to read on (the open unit of work's, inside one)."""
-        raise NotImplementedError
-
-    def _select_in(
-        self, conn: Connection, query: str, ids: list[str], params: Sequence[Any] = ()
-    ) -> list[Any]:
-        """Run ``query`` with ``params`` and then the list ``ids`` where the dialect puts lists."""
-        raise NotImplementedError
-
-    def _time_in(self, moment: datetime) -> Any:
-        """A time as the dialect stores it."""
-        raise NotImplementedError
-
-    def _time_out(self, value: Any) -> datetime:
-        """A stored time as an aware datetime."""
-        raise NotImplementedError
-
-    def _notices(self, cursor: Any) -> list[Notice]:
-        raise NotImplementedError
 
     def _stored_events(self, cursor: Any) -> list[StoredEvent]:
         raise NotImplementedError
