@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from ..charts import COLOURS, rate_chart
+from ..inquiry import Inquiry
 from ..operations import Metrics, check_alerts
 from ..receipts import delivery_rate
 from ..stores.timeline import bucket_start
@@ -34,20 +35,6 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 __all__ = ["LastInquiries", "debit_page", "operator_page", "render_debit", "render_page"]
-
-
-class Inquiry(Protocol):
-    """What the page shows of a debit's last inquiry: when it was asked, and what the
-    gateway answered (an event, or None for no news) or the error that came instead."""
-
-    @property
-    def asked_at(self) -> datetime: ...
-
-    @property
-    def answer(self) -> object: ...
-
-    @property
-    def error(self) -> object: ...
 
 
 LastInquiries = Callable[[list[str]], Mapping[str, Inquiry]]
@@ -232,10 +219,9 @@ def _inquiry(inquiry: Inquiry | None) -> str:
         said = f"error: {error}"
     elif answer is None:
         said = "no news"
-    else:  # an event: what it said happened
-        said = f"answered {getattr(answer, 'type', answer)}"
-    after = getattr(inquiry, "next_at", None)
-    again = f"; next {when(after)}" if isinstance(after, datetime) else ""
+    else:  # the type of the event the gateway answered with
+        said = f"answered {answer}"
+    again = f"; next {when(inquiry.next_at)}"
     return f"{when(inquiry.asked_at)}: {text(said)}{again}"
 
 

@@ -4,17 +4,18 @@ link to their pages, contacts are masked, and nothing a debit id holds escapes a
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote, unquote
 
-import attrs
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from support import HOSTILE, T0, Page, ev
 
-from statemachine import Engine, Event, ManualClock, RecordingSender
+from statemachine import Engine, ManualClock, RecordingSender
 from statemachine.errors import InvalidEvent
+from statemachine.inquiry import Inquiry
 from statemachine.operations import prometheus_text
+from statemachine.precedence import Verdict
 from statemachine.service.page import render_debit, render_page
 
 PHONE = "+8613800001234"
@@ -93,20 +94,16 @@ def test_contact_details_are_masked_on_both_pages() -> None:
 
 
 def test_stuck_debits_show_their_last_inquiry() -> None:
-    @attrs.frozen
-    class Inquiry:
-        debit_id: str
-        asked_at: datetime
-        answer: Event | None
-        error: str | None
-        next_at: datetime | None
-
     engine = book()
     engine.apply(ev("submitted", 0, debit_id="asked"))
     engine.apply(ev("submitted", 0, debit_id="failing"))
     answers = {
-        "asked": Inquiry("asked", NOW, ev("submitted", 0, debit_id="asked"), None, None),
-        "failing": Inquiry("failing", NOW, None, "gateway timed out", NOW + timedelta(hours=1)),
+        "asked": Inquiry(
+            "asked", NOW, "submitted", Verdict.APPLIED, None, NOW + timedelta(hours=4)
+        ),
+        "failing": Inquiry(
+            "failing", NOW, None, None, "gateway timed out", NOW + timedelta(hours=1)
+        ),
     }
     asked: list[list[str]] = []
 
