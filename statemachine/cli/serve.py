@@ -85,11 +85,20 @@ def serve(
         raise click.UsageError(problem)
     if gocardless_secret is not None and not gocardless_secret.strip():
         raise click.UsageError("--gocardless-secret: expected a secret, got an empty one")
-    engine = open_engine(db, load_spec(spec_path))
+    spec = load_spec(spec_path)
+    engine = open_engine(db, spec)
+    # Reads on a connection of their own: a page rendered never holds a commit back.
+    reader = open_engine(db, spec, create=False) if db != ":memory:" else None
     try:
         app = create_app(
-            engine, token=token, gocardless_secret=gocardless_secret, body_limit=body_limit
+            engine,
+            reader=reader,
+            token=token,
+            gocardless_secret=gocardless_secret,
+            body_limit=body_limit,
         )
         run_service(app, host, port, log_level=log_level)
     finally:
+        if reader is not None:
+            reader.close()
         engine.close()

@@ -60,12 +60,15 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
 def create_app(
     engine: Engine,
     *,
+    reader: Engine | None = None,
     token: str | None = None,
     gocardless_secret: str | None = None,
     body_limit: int = 1_000_000,
     routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The service on ``engine``. ``token``: the bearer token every endpoint but ``/healthz``
+    """The service on ``engine``. ``reader``: a second engine on the same store that answers
+    the reads (the pages, ``/metrics``, ``GET /debits/ID``) on a thread of its own, so that
+    they never hold a commit back (None: they run between commits). ``token``: the bearer token every endpoint but ``/healthz``
     and the webhooks needs (None: none needed); ``gocardless_secret``: the webhook
     endpoint's secret (None: the webhook answers 404); ``routes`` are added after the
     service's own (``/`` is the operator's page). ``app.state.writer`` is the :class:`~statemachine.service.writer.Writer`
@@ -78,7 +81,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        writer = Writer(engine)
+        writer = Writer(engine, reader)
         writer.start()
         app.state.writer = writer
         # What exists now lives as long as the service: the collector need not scan it again.
@@ -154,7 +157,7 @@ def create_app(
     async def get_healthz(request: Request) -> Response:
         try:
             await asyncio.wait_for(
-                request.app.state.writer.read(lambda e: e.get("")), HEALTH_TIMEOUT
+                request.app.state.writer.between_commits(lambda e: e.get("")), HEALTH_TIMEOUT
             )
         except TimeoutError:
             problem = f"the store did not answer within {HEALTH_TIMEOUT:g} s"

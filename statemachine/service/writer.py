@@ -5,9 +5,12 @@ once, applies it inside one ``engine.transaction()`` (one fsync on SQLite with
 ``synchronous=FULL``), and answers each request only after that commit: an acknowledged
 event is never lost, and many clients share each commit. When fewer requests are queued
 than the last group held, it waits up to 2 ms for the rest: the clients it has just answered
-are posting again, and would otherwise each wait for a commit of their own. Reads go through
-the same thread,
-so the engine is only ever used from one thread.
+are posting again, and would otherwise each wait for a commit of their own.
+
+Reads (pages, metrics, a debit) run on a reader thread of their own when the writer is given a
+second engine on the same store, so that rendering a page never holds a commit back;
+otherwise they go through the writer's thread, between commits. Each engine is only ever used
+from one thread.
 
 >>> import asyncio
 >>> from statemachine import Engine
@@ -30,6 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any, Final, TypeVar
 
@@ -63,21 +67,28 @@ class _Job:
 
 class Writer:
     """The service's one thread on the engine; start it, ``await`` its :meth:`write` and
-    :meth:`read`, and :meth:`stop` it (it finishes what is queued first)."""
+    :meth:`read`, and :meth:`stop` it (it finishes what is queued first). ``reader``, a second
+    engine on the same store, answers :meth:`read` on a thread of its own."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         self.engine = engine
+        self.reader = reader
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="statemachine-writer", daemon=True)
+        self._reads = (
+            ThreadPoolExecutor(1, thread_name_prefix="statemachine-reader") if reader else None
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish every queued request, then end the thread."""
+        """Finish every queued request, then end the thread (and the reader's)."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._reads is not None:
+            self._reads.shutdown(wait=True)
 
     async def write(self, entries: Entries) -> list[Result]:
         """Store these entries (events applied, refusals stored ``invalid``) with the other
@@ -90,7 +101,15 @@ class Writer:
         return results
 
     async def read(self, fn: Callable[[Engine], T]) -> T:
-        """``fn(engine)`` run on the writer thread, between commits; returns what it returns."""
+        """``fn(engine)`` on the reader's engine and thread if there is one (it sees what has
+        been committed), else on the writer thread between commits; returns what it returns."""
+        if self._reads is not None and self.reader is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._reads, fn, self.reader)
+        return await self.between_commits(fn)
+
+    async def between_commits(self, fn: Callable[[Engine], T]) -> T:
+        """``fn(engine)`` run on the writer thread, between commits; returns what it returns.
+        ``/healthz`` asks this way: it answers only while the writer does."""
         loop = asyncio.get_running_loop()
         job = _Job(loop, loop.create_future(), read=fn)
         self._queue.put(job)

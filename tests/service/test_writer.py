@@ -97,3 +97,37 @@ def test_stop_commits_what_is_queued_first(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         writer.start()  # a stopped writer stays stopped
     engine.close()
+
+
+def test_reads_on_a_reader_engine_are_answered_while_a_commit_is_held(tmp_path: Path) -> None:
+    path = tmp_path / "debits.sqlite"
+    engine, reader = Engine.open(path), Engine.open(path, create=False)
+    writer = Writer(engine, reader)
+    writer.start()
+    started, release = threading.Event(), threading.Event()
+
+    def held(engine: Engine) -> Sequence[Entry]:
+        started.set()
+        release.wait()
+        return [entry("gw-2")]
+
+    async def read_while_held() -> tuple[Any, list[Any], Any]:
+        first = await writer.write([entry("gw-1")])
+        writing = asyncio.ensure_future(writer.write(held))
+        await asyncio.to_thread(started.wait)  # the writer is inside the second request
+        # A bound, not a measure: a read that waited for the held writer would fail here.
+        seen = await asyncio.wait_for(writer.read(lambda e: e.history("d-1")), 60)
+        release.set()
+        return first, seen, await writing
+
+    try:
+        first, seen, second = asyncio.run(read_while_held())
+    finally:
+        release.set()
+        writer.stop()
+    assert [r.verdict.value for r in first] == ["applied"]
+    assert [s.event_id for s in seen] == ["gw-1"]  # what was committed, not what was held
+    assert [r.verdict.value for r in second] == ["stale"]  # a second report of submission
+    assert [s.event_id for s in reader.history("d-1")] == ["gw-1", "gw-2"]
+    reader.close()
+    engine.close()
