@@ -10,7 +10,7 @@ replay clock into SQLite in batches of 1,000 events. The raw floor json-parses t
 and batch-inserts an event row, a debit row and, for outcomes, a notice row per line with
 sqlite3's executemany, 1,000 lines a transaction. Each runs in a fresh process, the floor and
 the engine side by side K times; the ratio is of CPU times, the median of the K rounds' ratios.
-Peak memory is the process's maximum RSS.
+Peak memory is the process's own high-water mark (VmHWM), not its parent's.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -33,6 +35,7 @@ from statemachine.stores.sqlite import SQL
 from statemachine.synthetic import car_loan_book, disordered
 
 OUTCOMES = {"succeeded", "failed", "reversed"}
+T = TypeVar("T")
 # Children start fresh: a forked child would carry the memory that wrote the log.
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -61,16 +64,55 @@ def write_log(
     return lines, written
 
 
-def engine_run(log: Path, db: Path, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def peak_kib() -> int:
+    """This process's peak resident memory in KiB. Not ``ru_maxrss``: a spawned child
+    inherits its parent's (fork, then exec), which would count the memory that wrote the log."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc: an upper bound
+
+
+def lapped(
+    records: Iterable[T], marks: Sequence[int], laps: list[float], start: float
+) -> Iterator[T]:
+    """``records`` as they are; the CPU time since ``start`` is noted at each of ``marks``
+    (counts of records taken)."""
+    pending = sorted(marks)
+    for count, record in enumerate(records, 1):
+        yield record
+        while pending and count == pending[0]:
+            laps.append(time.process_time() - start)
+            pending.pop(0)
+
+
+def engine_run(
+    log: Path,
+    db: Path,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+    marks: Sequence[int] = (),
+) -> None:
     start = time.process_time()
+    laps: list[float] = []
     engine = Engine.open(db, clock=ManualClock())
-    replay_logs(BatchedReplay(engine, batch_size=1000), [log])
+    replay_logs(
+        BatchedReplay(engine, batch_size=1000),
+        [log],
+        progress=lambda records: lapped(records, marks, laps, start),
+    )
     engine.close()
-    results.put((time.process_time() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    results.put((time.process_time() - start, peak_kib(), laps))
 
 
-def raw_run(log: Path, db: Path, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def raw_run(
+    log: Path,
+    db: Path,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+    marks: Sequence[int] = (),
+) -> None:
     start = time.process_time()
+    laps: list[float] = []
     Engine.open(db).close()  # the same schema
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -87,7 +129,7 @@ def raw_run(log: Path, db: Path, results: multiprocessing.Queue) -> None:  # typ
         events.clear(), debits.clear(), notices.clear()
 
     with log.open("rb") as lines:
-        for line in lines:
+        for line in lapped(lines, marks, laps, start):
             r = orjson.loads(line)
             if r.get("type") == "notice_sent":
                 continue
@@ -107,17 +149,21 @@ def raw_run(log: Path, db: Path, results: multiprocessing.Queue) -> None:  # typ
                 flush()
     flush()
     conn.close()
-    results.put((time.process_time() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    results.put((time.process_time() - start, peak_kib(), laps))
 
 
-def measure(run: object, log: Path) -> tuple[float, int]:
-    with tempfile.TemporaryDirectory() as folder:
+def measure(
+    run: object, log: Path, marks: Sequence[int] = (), folder: Path | None = None
+) -> tuple[float, int, list[float]]:
+    """``run`` over ``log`` in a fresh process: (CPU seconds, peak RSS in KiB, CPU seconds
+    at each of ``marks`` lines)."""
+    with tempfile.TemporaryDirectory(dir=folder) as work:
         results: multiprocessing.Queue = SPAWN.Queue()  # type: ignore[type-arg]
-        child = SPAWN.Process(target=run, args=(log, Path(folder) / "r.sqlite", results))  # type: ignore[arg-type]
+        child = SPAWN.Process(target=run, args=(log, Path(work) / "r.sqlite", results, marks))  # type: ignore[arg-type]
         child.start()
-        elapsed, rss_kib = results.get()
+        elapsed, rss_kib, laps = results.get()
         child.join()
-        return elapsed, rss_kib
+        return elapsed, rss_kib, laps
 
 
 def main() -> None:
@@ -139,7 +185,7 @@ def main() -> None:
             lines, loans = write_log(log, 0 if args.events else args.loans, args.events, disorder)
             floors, ours, ratios = [], [], []
             for _ in range(1 if args.no_floor else args.repeat):
-                floor = (1.0, 0) if args.no_floor else measure(raw_run, log)
+                floor = (1.0, 0, []) if args.no_floor else measure(raw_run, log)
                 engine = measure(engine_run, log)
                 floors.append(floor)
                 ours.append(engine)
