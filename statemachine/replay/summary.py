@@ -98,6 +98,8 @@ class ReplaySummary:
         if self.resumed:
             rows.append(f"resumed             {self.resumed} lines already stored, skipped")
         rows.append("events by verdict   " + _pairs(self.run_verdicts) + " (this run)")
+        if self.run_receipts:
+            rows.append("receipts by verdict " + _pairs(self.run_receipts) + " (this run)")
         rows.append("database totals:")
         rows.append("events by verdict   " + _pairs(self.verdicts))
         rows.append("debits by state     " + _pairs(self.states))
@@ -109,15 +111,14 @@ class ReplaySummary:
             f"needs review        {len(self.needs_review)} {' '.join(self.needs_review[:5])}"
         )
         rows.append(f"misinformed         {self.misinformed}")
-        if self.run_receipts:
-            rows.append("receipts by verdict " + _pairs(self.run_receipts) + " (this run)")
         if self.deliveries:
             rows.append("delivery rate       " + self.delivery_text())
         if self.unknown_sources:
             rows.append("unknown sources     " + _pairs(Counter(self.unknown_sources)))
+        # The legacy count is of this run's logs, judged by the outcomes the database holds.
         rows.append(
             "failure notices for attempts that were collected: "
-            f"legacy {len(self.legacy_failed_but_succeeded)}, "
+            f"legacy {len(self.legacy_failed_but_succeeded)} (in these logs), "
             f"engine {len(self.engine_failed_but_succeeded)} "
             "(the engine corrects each one it sent)"
         )

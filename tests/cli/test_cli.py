@@ -26,7 +26,7 @@ def test_replay_of_the_bundled_example_prints_a_summary() -> None:
     code, out = invoke("replay", str(EXAMPLE))
     assert code == 0, out
     assert "events by verdict   applied" in out
-    counts = re.search(r"legacy (\d+), engine (\d+)", out)
+    counts = re.search(r"legacy (\d+) \(in these logs\), engine (\d+)", out)
     assert counts is not None, out
     legacy, engine = map(int, counts.groups())
     assert legacy > engine  # the engine tells fewer customers a falsehood than the legacy notifier

@@ -97,7 +97,10 @@ def test_a_legacy_notice_naming_an_attempt_past_64_bits_names_none(
         )
     code, out = invoke("replay", str(log))
     assert code == 0, out
-    assert "failure notices for attempts that were collected: legacy 1, engine 0" in out
+    assert (
+        "failure notices for attempts that were collected: legacy 1 (in these logs), engine 0"
+        in out
+    )
 
 
 def test_a_log_whose_name_is_not_utf8_is_replayed_and_resumed(tmp_path: Path) -> None:
