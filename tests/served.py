@@ -16,39 +16,53 @@ import httpx
 
 
 class Served:
-    """One running ``statemachine serve``: its ``url``, a ready ``client``, its stderr lines."""
+    """One running ``statemachine serve``: its ``url``, a ready ``client``, its output lines."""
 
     def __init__(self, process: subprocess.Popen[bytes], url: str, token: str | None) -> None:
         self.process = process
         self.url = url
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url, headers=headers, timeout=60)
-        self._lines: list[str] = []
+        self._lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._changed = threading.Condition()
+        assert process.stdout is not None
         assert process.stderr is not None
-        threading.Thread(target=self._read, args=(process.stderr,), daemon=True).start()
+        for name, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
+            threading.Thread(target=self._read, args=(name, stream), daemon=True).start()
 
-    def _read(self, stream: IO[bytes]) -> None:
+    def _read(self, name: str, stream: IO[bytes]) -> None:
         for line in stream:
             with self._changed:
-                self._lines.append(line.decode(errors="replace"))
+                self._lines[name].append(line.decode(errors="replace"))
                 self._changed.notify_all()
         with self._changed:
-            self._lines.append("")  # end of stream
+            self._lines[name].append("")  # end of stream
             self._changed.notify_all()
 
     @property
     def stderr(self) -> str:
         with self._changed:
-            return "".join(self._lines)
+            return "".join(self._lines["stderr"])
+
+    @property
+    def stdout(self) -> str:
+        """What the server printed after its ``serving on`` line."""
+        with self._changed:
+            return "".join(self._lines["stdout"])
 
     def wait_for_stderr(self, text: str) -> None:
         """Return once the server has written ``text`` to stderr (fail if it exits first)."""
-        with self._changed:
-            self._changed.wait_for(lambda: text in "".join(self._lines) or "" in self._lines)
-            assert text in "".join(self._lines), (
-                f"the server ended without {text!r}:\n{self.stderr}"
-            )
+        self._wait_for("stderr", text)
+
+    def wait_for_stdout(self, text: str) -> None:
+        """Return once the server has printed ``text`` (fail if it exits first)."""
+        self._wait_for("stdout", text)
+
+    def _wait_for(self, name: str, text: str) -> None:
+        lines = self._lines[name]
+        with self._changed:  # a bound, not a measure: a line that never comes fails the test
+            self._changed.wait_for(lambda: text in "".join(lines) or "" in lines, timeout=120)
+            assert text in "".join(lines), f"the server ended without {text!r}:\n{self.stderr}"
 
     def stop(self) -> int:
         """SIGTERM, then the exit code once it has finished."""

@@ -85,7 +85,7 @@ def inquire(db: str, spec_path: Path | None, inquirer: str, policy: InquiryPolic
     with ExitStack() as opened:
         engine = opened.enter_context(open_engine(db, load_spec(spec_path), create=False))
         engine.inquiry = policy
-        ask = _load_inquirer(inquirer, opened)
+        ask = load_inquirer(inquirer, opened)
         stop = threading.Event()
         if loop is not None:
             _stop_on_signals(stop)
@@ -106,7 +106,7 @@ def inquire(db: str, spec_path: Path | None, inquirer: str, policy: InquiryPolic
                       on_round=report, on_error=_warn if loop is not None else None)  # fmt: skip
 
 
-def _load_inquirer(path: str, opened: ExitStack) -> Ask:
+def load_inquirer(path: str, opened: ExitStack) -> Ask:
     ask = load_factory(path, "--inquirer")
     if not callable(ask):
         raise click.BadParameter(

@@ -84,7 +84,7 @@ def dispatch(db: str, spec_path: Path | None, sender_paths: tuple[str, ...],
         statemachine dispatch --db march.sqlite --sender https://hooks.example.com/notices
     """
     with ExitStack() as opened:
-        senders = _load_senders(sender_paths, http_secret, opened)
+        senders = load_senders(sender_paths, http_secret, opened)
         _dispatch(db, spec_path, senders, loop, limit, concurrency)
 
 
@@ -133,7 +133,7 @@ class PrintSender:
         )
 
 
-def _load_senders(
+def load_senders(
     paths: tuple[str, ...], http_secret: str | None, opened: ExitStack
 ) -> list[Sender]:
     """The senders in order; each that has a ``close`` is closed when ``opened`` is."""

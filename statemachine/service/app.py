@@ -36,6 +36,7 @@ from ..operations import prometheus_text
 from ..precedence import Verdict
 from . import intake, webhooks
 from .auth import BearerAuth
+from .loops import Loop
 from .page import debit_page, operator_page
 from .privacy import masked_text
 from .views import debit_json, result_json
@@ -65,13 +66,15 @@ def create_app(
     gocardless_secret: str | None = None,
     body_limit: int = 1_000_000,
     routes: Sequence[BaseRoute] = (),
+    loops: Sequence[Loop] = (),
 ) -> Starlette:
     """The service on ``engine``. ``reader``: a second engine on the same store that answers
     the reads (the pages, ``/metrics``, ``GET /debits/ID``) on a thread of its own, so that
     they never hold a commit back (None: they run between commits). ``token``: the bearer token every endpoint but ``/healthz``
     and the webhooks needs (None: none needed); ``gocardless_secret``: the webhook
     endpoint's secret (None: the webhook answers 404); ``routes`` are added after the
-    service's own (``/`` is the operator's page). ``app.state.writer`` is the :class:`~statemachine.service.writer.Writer`
+    service's own (``/`` is the operator's page); ``loops`` (dispatch, inquiry: see
+    :mod:`~statemachine.service.loops`) run while the service does. ``app.state.writer`` is the :class:`~statemachine.service.writer.Writer`
     while the app runs: ``await request.app.state.writer.read(fn)`` reads the engine.
 
     >>> app = create_app(Engine.in_memory(), token="t0ken")
@@ -84,11 +87,17 @@ def create_app(
         writer = Writer(engine, reader)
         writer.start()
         app.state.writer = writer
-        # What exists now lives as long as the service: the collector need not scan it again.
-        gc.freeze()
+        started: list[Loop] = []
         try:
+            for loop in loops:
+                await asyncio.to_thread(loop.start)
+                started.append(loop)
+            # What exists now lives as long as the service: the collector need not scan it again.
+            gc.freeze()
             yield
         finally:
+            for loop in started:  # each finishes the round in progress
+                await asyncio.to_thread(loop.stop)
             await asyncio.to_thread(writer.stop)  # every queued request is committed first
 
     async def post_events(request: Request) -> Response:
