@@ -3,9 +3,7 @@ HTML page, drawn from the store's own aggregates so that nothing grows with the 
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
@@ -283,12 +281,12 @@ def _summarise(
 
 class _LegacyNotices:
     """The failure notices a legacy system sent, as (debit_id, attempt), kept in a temporary
-    SQLite file rather than in memory: a long log may hold millions."""
+    SQLite database rather than in memory: a long log may hold millions. SQLite's own
+    temporary database (the empty name) spills to a file it unlinks at once, so not even a
+    killed replay leaves one behind."""
 
     def __init__(self) -> None:
-        fd, self._path = tempfile.mkstemp(prefix="statemachine-legacy-", suffix=".sqlite")
-        os.close(fd)
-        self._db = sqlite3.connect(self._path, isolation_level=None)
+        self._db = sqlite3.connect("", isolation_level=None)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         # attempt -1 stands for "no attempt named": it matches whatever attempt stands.
@@ -317,7 +315,6 @@ class _LegacyNotices:
 
     def close(self) -> None:
         self._db.close()
-        os.unlink(self._path)
 
 
 def _percent(value: float | None) -> str:

@@ -258,13 +258,15 @@ def fresh_target(kind: str, folder: Path, number: int) -> Target:
 
 
 def kill_chain(
-    target: Target, log: Path, rows: int, batch: int, rng: random.Random
+    target: Target, log: Path, rows: int, batch: int, rng: random.Random, temp: Path
 ) -> tuple[Outcome, list[int]]:
     """Replay ``log`` into ``target``, SIGKILLing the process up to CHAIN times at random
     commits and starting it again, then let it run through. Returns the store's outcome and
-    the number of events stored when each kill was ordered."""
+    the number of events stored when each kill was ordered. The processes' temporary files
+    go to ``temp``."""
     stored = Stored(target)
     command = ["-m", "statemachine", "replay", str(log), "--db", target.url, "--batch", str(batch)]  # fmt: skip
+    env = {**os.environ, "TMPDIR": str(temp)}
     # Spread over the whole log; `rows` itself kills it once every line is stored (in finish).
     spread = sorted(rng.randint(1, rows) for _ in range(CHAIN - 1))
     chain: list[int] = []
@@ -273,11 +275,11 @@ def kill_chain(
         if done >= rows:
             break
         threshold = max(planned, done + 1)  # always after a commit of the process killed
-        if not kill_after_commit(Child(*command), stored, threshold):
+        if not kill_after_commit(Child(*command, env=env), stored, threshold):
             break  # it ran through before the kill
         chain.append(threshold)
     stored.close()
-    Child(*command).finish()
+    Child(*command, env=env).finish()
     with Engine.open(target.url, clock=ManualClock()) as engine:
         assert engine.verify() == []
         return outcome(engine), chain
@@ -297,12 +299,15 @@ def test_replay_processes_killed_at_random_points_resume_to_the_clean_end(
         clean = outcome(engine)
     batches = random.Random(seed).sample(BATCHES, len(BATCHES))
     kills, chains, started = 0, 0, time.monotonic()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
 
     def run(number: int) -> tuple[int, Outcome, list[int]]:
         target = fresh_target(store_kind, tmp_path, number)
         batch = batches[number % len(batches)]
         try:
-            return batch, *kill_chain(target, log, rows, batch, random.Random(f"{seed}/{number}"))
+            rng = random.Random(f"{seed}/{number}")
+            return batch, *kill_chain(target, log, rows, batch, rng, temp)
         finally:
             if target.schema is not None:
                 target.execute(f"DROP SCHEMA IF EXISTS {target.schema} CASCADE")
@@ -315,4 +320,5 @@ def test_replay_processes_killed_at_random_points_resume_to_the_clean_end(
                 )
                 kills += len(chain)
             chains += 2
+    assert list(temp.iterdir()) == []  # not even a killed replay leaves a temporary file
     print(f"{kills} kills in {chains} chains, {time.monotonic() - started:.1f} s")
