@@ -46,6 +46,11 @@ class SQL(Queries):
     )
     revisions = "SELECT debit_id, revision FROM debits WHERE debit_id = ANY(?)"
     priors = "SELECT event_id, payload FROM events WHERE accepted = 1 AND event_id = ANY(?)"
+    # Both in one round: (debit_id, revision, NULL) and (event_id, NULL, payload) rows.
+    lookups = (
+        "SELECT debit_id, revision, NULL FROM debits WHERE debit_id = ANY(?) UNION ALL"
+        " SELECT event_id, NULL, payload FROM events WHERE accepted = 1 AND event_id = ANY(?)"
+    )
     renew_claims = Queries.renew_claims.replace("notice_id IN ({})", "notice_id = ANY(?)")
     held = "SELECT notice_id FROM notices WHERE claimed_by = ? AND notice_id = ANY(?) FOR UPDATE"
     facts_in = Queries.facts_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
@@ -179,6 +184,9 @@ class PostgresStore(SQLStore):
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET search_path TO {self.schema}")
         conn.execute("SET TIME ZONE 'UTC'")
+        # Prepared statements planned while a table was small (a fresh schema, no statistics
+        # yet) would keep a sequential scan as it grows: plan each execution for its table.
+        conn.execute("SET plan_cache_mode = force_custom_plan")
         conn.commit()
 
     # -- schema ----------------------------------------------------------------------------
@@ -302,6 +310,27 @@ class PostgresStore(SQLStore):
 
     def _lock(self, conn: psycopg.Connection[Any], debit_ids: Iterable[str]) -> None:
         conn.execute(SQL.lock, (list(debit_ids),))
+
+    def _round(self, conn: psycopg.Connection[Any]) -> AbstractContextManager[object]:
+        # One pipeline for the writes of a batch: a single round trip, not one per statement.
+        return conn.pipeline()
+
+    def _lock_and_look(
+        self, conn: psycopg.Connection[Any], debit_ids: list[str], event_ids: list[str]
+    ) -> tuple[dict[str, int | None], dict[str, str]]:
+        # One round trip, two statements: the lookup's snapshot is taken when it starts, after
+        # the lock is held, so it sees what the lock's last holder committed.
+        with conn.pipeline():
+            conn.execute(SQL.lock, (debit_ids,))
+            rows = conn.execute(SQL.lookups, (debit_ids, event_ids)).fetchall()
+        revisions: dict[str, int | None] = {}
+        priors: dict[str, str] = {}
+        for key, revision, payload in rows:
+            if payload is None:
+                revisions[key] = revision
+            else:
+                priors[key] = payload
+        return revisions, priors
 
     def _many(
         self, conn: psycopg.Connection[Any], query: str, rows: Sequence[Sequence[Any]]

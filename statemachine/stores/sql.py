@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -53,14 +53,17 @@ class _Batch:
 
     def flush(self, conn: Connection, store: SQLStore) -> None:
         sql = store.SQL
-        store._many(conn, sql.insert_event, self.events)
-        store._many(
-            conn,
-            sql.upsert_debit,
-            [(r.debit_id, r.state, r.attempt, r.version, r.needs_review, r.review_reason,
-              r.amount, r.currency) for r in self.records.values()],
-        )  # fmt: skip
-        store._many(conn, sql.upsert_notice, [store._notice_row(n) for n in self.notices.values()])
+        with store._round(conn):
+            store._many(conn, sql.insert_event, self.events)
+            store._many(
+                conn,
+                sql.upsert_debit,
+                [(r.debit_id, r.state, r.attempt, r.version, r.needs_review, r.review_reason,
+                  r.amount, r.currency) for r in self.records.values()],
+            )  # fmt: skip
+            store._many(
+                conn, sql.upsert_notice, [store._notice_row(n) for n in self.notices.values()]
+            )
         for record in self.records.values():
             record.revision = (self.revisions.get(record.debit_id) or 0) + 1
             store._remember(record)
@@ -91,6 +94,10 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     def _lock(self, conn: Connection, debit_ids: Iterable[str]) -> None:
         """Serialize the writers of these debits until the transaction ends."""
 
+    def _round(self, conn: Connection) -> AbstractContextManager[object]:
+        """Writes that may travel to the database together, answered once at the end."""
+        return nullcontext()
+
     def _retrying(self, work: Callable[[], T]) -> T:
         """Run a whole transaction, again if the database asks for it."""
         return work()
@@ -113,10 +120,7 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
         def work() -> Result:
             with self._write() as conn:
-                self._lock(conn, [event.debit_id])
-                row = conn.execute(self.SQL.lookup, (event.debit_id, event.event_id)).fetchone()
-                revision, prior = row
-                batch = _Batch({event.debit_id: revision}, {event.event_id: prior} if prior else {})
+                batch = self._prefetch(conn, [event])
                 result = self._execute(conn, batch, event, decide, raw, origin, None)
                 batch.flush(conn, self)
             return result
@@ -131,7 +135,6 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
 
         def work() -> list[Result]:
             with self._write() as conn:
-                self._lock(conn, [item[0].debit_id for item in todo])
                 batch = self._prefetch(conn, [item[0] for item in todo])
                 results = []
                 for event, raw, origin, now in todo:
@@ -144,18 +147,30 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         return self._retrying(work)
 
     def _prefetch(self, conn: Connection, events: list[Event]) -> _Batch:
-        """The revisions and prior events of a whole batch, a few hundred ids a query."""
-        revisions: dict[str, int | None] = {}
-        priors: dict[str, str] = {}
+        """Lock the batch's debits, then read their revisions and the prior events."""
         debit_ids = list({e.debit_id: None for e in events})
         event_ids = list({e.event_id: None for e in events})
+        revisions, priors = self._lock_and_look(conn, debit_ids, event_ids)
+        for debit_id in debit_ids:
+            revisions.setdefault(debit_id, None)
+        return _Batch(revisions, priors)
+
+    def _lock_and_look(
+        self, conn: Connection, debit_ids: list[str], event_ids: list[str]
+    ) -> tuple[dict[str, int | None], dict[str, str]]:
+        """Lock the debits (``_lock``), then (revision by debit id, payload by accepted event
+        id) of those stored, a few hundred ids a query; a dialect may do it in one round."""
+        self._lock(conn, debit_ids)
+        if len(debit_ids) == 1 and len(event_ids) == 1:  # one event: one query
+            revision, prior = conn.execute(self.SQL.lookup, (*debit_ids, *event_ids)).fetchone()
+            return {debit_ids[0]: revision}, ({event_ids[0]: prior} if prior else {})
+        revisions: dict[str, int | None] = {}
+        priors: dict[str, str] = {}
         for chunk in chunks(debit_ids):
             revisions.update(self._select_in(conn, self.SQL.revisions, chunk))
         for chunk in chunks(event_ids):
             priors.update(self._select_in(conn, self.SQL.priors, chunk))
-        for debit_id in debit_ids:
-            revisions.setdefault(debit_id, None)
-        return _Batch(revisions, priors)
+        return revisions, priors
 
     def _execute(
         self,

@@ -104,13 +104,15 @@ def test_a_worker_killed_mid_batch_loses_nothing(target: Target) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("batch", [[], ["--batch", "9"]], ids=["per-event", "batched"])
 def test_four_workers_on_the_same_debits_lose_nothing_and_apply_nothing_twice(
-    target: Target,
+    target: Target, batch: list[str]
 ) -> None:
     loans, seed = SHARED_LOANS[target.kind], 3
     Engine.open(target.url).close()
     workers = [
-        Child(WORKER, target.url, str(loans), str(seed), "--shuffle", str(n)) for n in range(4)
+        Child(WORKER, target.url, str(loans), str(seed), "--shuffle", str(n), *batch)
+        for n in range(4)
     ]
     for worker in workers:
         worker.finish()
