@@ -67,6 +67,16 @@ class Queries:
         " amount = excluded.amount, currency = excluded.currency,"
         " revision = debits.revision + 1"
     )
+    # A debit's row as a unit of work leaves it, its revision counted there (sql_staging.py).
+    save_debit: ClassVar[str] = (
+        "INSERT INTO debits (debit_id, state, attempt, version, needs_review, review_reason,"
+        " amount, currency, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (debit_id) DO UPDATE SET state = excluded.state,"
+        " attempt = excluded.attempt, version = excluded.version,"
+        " needs_review = excluded.needs_review, review_reason = excluded.review_reason,"
+        " amount = excluded.amount, currency = excluded.currency,"
+        " revision = excluded.revision"
+    )
     touch_debit: ClassVar[str] = "UPDATE debits SET revision = revision + 1 WHERE debit_id = ?"
     # A re-planned notice keeps its claim: a dispatcher may be sending it right now.
     upsert_notice: ClassVar[str] = (

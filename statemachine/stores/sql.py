@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -27,6 +27,7 @@ from .sql_inquiries import SQLInquiries
 from .sql_outbox import SQLOutbox
 from .sql_receipts import SQLReceipts
 from .sql_reports import SQLReports, chunks
+from .sql_staging import undo_copy
 
 T = TypeVar("T")
 Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute()
@@ -50,23 +51,25 @@ class _Batch:
         self.accepted: dict[str, Event] = {}  # events accepted in this batch
         self.events: list[tuple[Any, ...]] = []
         self.notices: dict[str, Notice] = {}
+        self.undo: dict[str, DebitRecord] = {}  # staged records as they were before the batch
 
     def flush(self, conn: Connection, store: SQLStore) -> None:
         sql = store.SQL
+        staged = store._staged
         with store._round(conn):
             store._many(conn, sql.insert_event, self.events)
-            store._many(
-                conn,
-                sql.upsert_debit,
-                [(r.debit_id, r.state, r.attempt, r.version, r.needs_review, r.review_reason,
-                  r.amount, r.currency) for r in self.records.values()],
-            )  # fmt: skip
-            store._many(
-                conn, sql.upsert_notice, [store._notice_row(n) for n in self.notices.values()]
-            )
+            if staged is None:
+                store._many(conn, sql.upsert_debit,
+                            [store._debit_row(r)[:-1] for r in self.records.values()])  # fmt: skip
+                store._many(
+                    conn, sql.upsert_notice, [store._notice_row(n) for n in self.notices.values()]
+                )
         for record in self.records.values():
             record.revision = (self.revisions.get(record.debit_id) or 0) + 1
             store._remember(record)
+        if staged is not None:  # written once, when the unit of work ends
+            staged.records.update(self.records)
+            staged.notices.update(self.notices)
 
 
 class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
@@ -119,10 +122,11 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
 
     def execute(self, event: Event, decide: Decide, raw: str | None, origin: str | None) -> Result:
         def work() -> Result:
-            with self._write() as conn:
+            with self._overlay(undoing=True), self._write() as conn:
                 batch = self._prefetch(conn, [event])
-                result = self._execute(conn, batch, event, decide, raw, origin, None)
-                batch.flush(conn, self)
+                with self._undone_on_failure(batch):
+                    result = self._execute(conn, batch, event, decide, raw, origin, None)
+                    batch.flush(conn, self)
             return result
 
         return self._retrying(work)
@@ -134,25 +138,44 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         todo = list(items)
 
         def work() -> list[Result]:
-            with self._write() as conn:
+            with self._overlay(undoing=True), self._write() as conn:
                 batch = self._prefetch(conn, [item[0] for item in todo])
                 results = []
-                for event, raw, origin, now in todo:
-                    results.append(self._execute(conn, batch, event, decide, raw, origin, now))
-                    if stop is not None and stop(results[-1]):
-                        break
-                batch.flush(conn, self)
+                with self._undone_on_failure(batch):
+                    for event, raw, origin, now in todo:
+                        results.append(self._execute(conn, batch, event, decide, raw, origin, now))
+                        if stop is not None and stop(results[-1]):
+                            break
+                    batch.flush(conn, self)
             return results
 
         return self._retrying(work)
+
+    @contextmanager
+    def _undone_on_failure(self, batch: _Batch) -> Iterator[None]:
+        """Decisions change records in place: should the batch fail, the staged ones it
+        changed are put back as they were (the others are dropped from the cache)."""
+        try:
+            yield
+        except BaseException:
+            if self._staged is not None:
+                self._staged.records.update(batch.undo)
+            for debit_id in batch.undo:
+                self._cache.pop(debit_id, None)
+            raise
 
     def _prefetch(self, conn: Connection, events: list[Event]) -> _Batch:
         """Lock the batch's debits, then read their revisions and the prior events."""
         debit_ids = list({e.debit_id: None for e in events})
         event_ids = list({e.event_id: None for e in events})
         revisions, priors = self._lock_and_look(conn, debit_ids, event_ids)
+        staged = self._staged.records if self._staged is not None else {}
         for debit_id in debit_ids:
-            revisions.setdefault(debit_id, None)
+            record = staged.get(debit_id)
+            if record is not None:  # the unit of work's own, not yet written
+                revisions[debit_id] = record.revision
+            else:
+                revisions.setdefault(debit_id, None)
         return _Batch(revisions, priors)
 
     def _lock_and_look(
@@ -186,6 +209,14 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         record = batch.records.get(debit_id)
         if record is None:
             record = self._record(conn, debit_id, batch.revisions.get(debit_id))
+            staged = self._staged
+            if (
+                record is not None
+                and staged is not None
+                and debit_id in staged.records
+                and debit_id not in batch.undo
+            ):
+                batch.undo[debit_id] = undo_copy(record)
         prior = batch.accepted.get(event.event_id)
         if prior is None and event.event_id in batch.priors:
             prior = Event.from_json(batch.priors[event.event_id])
@@ -207,6 +238,9 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
 
     def _record(self, conn: Connection, debit_id: str, revision: int | None) -> DebitRecord | None:
         """The debit as stored now: the cached copy if its revision is current, else reloaded."""
+        staged = self._staged.records.get(debit_id) if self._staged is not None else None
+        if staged is not None:
+            return staged
         if revision is None:
             self._cache.pop(debit_id, None)
             return None
@@ -221,6 +255,11 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     def _load(self, conn: Connection, debit_id: str, revision: int) -> DebitRecord:
         """The record from its row, its stored events and its notices."""
         return self._load_many(conn, {debit_id: revision})[debit_id]
+
+    def _debit_row(self, record: DebitRecord) -> tuple[Any, ...]:
+        return (record.debit_id, record.state, record.attempt, record.version,
+                record.needs_review, record.review_reason, record.amount, record.currency,
+                record.revision)  # fmt: skip
 
     def _remember(self, record: DebitRecord) -> None:
         self._cache[record.debit_id] = record
@@ -249,6 +288,9 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     # -- reading ---------------------------------------------------------------------------
 
     def debit(self, debit_id: str) -> DebitRecord | None:
+        staged = self._staged.records.get(debit_id) if self._staged is not None else None
+        if staged is not None:
+            return staged
         with self._read() as conn:
             row = conn.execute(self.SQL.revision, (debit_id,)).fetchone()
             if row is None:
@@ -261,7 +303,11 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     def debits(self, debit_ids: Iterable[str], *, events: bool = True) -> dict[str, DebitRecord]:
         wanted = list(dict.fromkeys(debit_ids))
         found: dict[str, DebitRecord] = {}
-        with self._read() as conn:
+        if self._staged is not None:  # the unit of work's own first, the rest from the rows
+            staged = self._staged.records
+            found = {d: staged[d] for d in wanted if d in staged}
+            wanted = [d for d in wanted if d not in found]
+        with self._overlay(), self._read() as conn:
             for chunk in chunks(wanted):
                 stale: dict[str, int] = {}
                 for debit_id, revision in self._select_in(conn, self.SQL.revisions, chunk):

@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 
 from ..records import DebitRecord, Notice, NoticeStatus
-from .sql_hooks import Connection, SQLHooks
+from .sql_hooks import Connection
 from .sql_reports import chunks
+from .sql_staging import SQLStaging
 
 
-class SQLOutbox(SQLHooks):
+class SQLOutbox(SQLStaging):
     """Notices over the dialect's connection; ``SQLStore`` provides the hooks."""
 
     _cache: OrderedDict[str, DebitRecord]
@@ -25,14 +26,18 @@ class SQLOutbox(SQLHooks):
         raise NotImplementedError
 
     def queued(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
-        with self._read() as conn:
+        with self._overlay() as staged, self._read() as conn:
             rows = conn.execute(self.SQL.queued, (self._time_in(since), self._time_in(until)))
-            return [(debit_id, notice_id, self._time_out(due)) for debit_id, notice_id, due in rows]
+            found = [
+                (debit_id, notice_id, self._time_out(due)) for debit_id, notice_id, due in rows
+            ]
+        return found if staged is None else staged.queued(found, since, until)
 
     def next_due(self, after: datetime) -> datetime | None:
-        with self._read() as conn:
+        with self._overlay() as staged, self._read() as conn:
             row = conn.execute(self.SQL.next_due, (self._time_in(after),)).fetchone()
-        return None if row is None or row[0] is None else self._time_out(row[0])
+        found = None if row is None or row[0] is None else self._time_out(row[0])
+        return found if staged is None else staged.next_due(found, after)
 
     def claim_due(
         self, now: datetime, lease: timedelta, limit: int | None = None, *, token: str
@@ -76,6 +81,10 @@ class SQLOutbox(SQLHooks):
         todo = list(notices)
         if not todo:
             return
+        if token is None and self._staged is not None:
+            todo = self._stage_notices(todo)
+            if not todo:
+                return
         debit_ids = sorted({n.debit_id for n in todo})
         with self._write() as conn:
             self._lock(conn, debit_ids)
@@ -111,6 +120,32 @@ class SQLOutbox(SQLHooks):
                 cached = self._cache.get(notice.debit_id)
                 if cached is not None:
                     cached.notices[notice.notice_id] = notice
+
+    def _stage_notices(self, notices: list[Notice]) -> list[Notice]:
+        """Stage the dispatches of debits the unit of work holds (staged, or cached and
+        current); returns the others, to be written at once."""
+        assert self._staged is not None
+        staged = self._staged.records
+        ids = sorted({n.debit_id for n in notices if n.debit_id not in staged})
+        with self._overlay(), self._read() as conn:
+            for chunk in chunks(ids):
+                for debit_id, revision in self._select_in(conn, self.SQL.revisions, chunk):
+                    cached = self._cache.get(debit_id)
+                    if cached is not None and cached.revision == revision:
+                        staged[debit_id] = cached
+        rest: list[Notice] = []
+        bumped: set[str] = set()
+        for notice in notices:
+            record = staged.get(notice.debit_id)
+            if record is None:
+                rest.append(notice)
+                continue
+            if notice.debit_id not in bumped:  # one write of the debit's row per save, as below
+                bumped.add(notice.debit_id)
+                record.revision += 1
+            record.notices[notice.notice_id] = notice
+            self._staged.notices[notice.notice_id] = notice
+        return rest
 
     def _notices(self, cursor: Any) -> list[Notice]:
         names = [d[0] for d in cursor.description]

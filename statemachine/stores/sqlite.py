@@ -31,6 +31,9 @@ class SQL(Queries):
     """SQLite speaks the shared statements of ``sql.py`` as they are written."""
 
 
+PAGE_CACHE_KIB: Final = 64 * 1024
+
+
 class SQLiteStore(SQLStore):
     """A store in one SQLite file. ``synchronous`` is SQLite's pragma: FULL by default;
     ``create=False`` refuses a file that does not exist instead of creating it."""
@@ -67,6 +70,9 @@ class SQLiteStore(SQLStore):
             self._check_foreign()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            # SQLite's default page cache (2 MB) is outgrown by the indexes of a long replay:
+            # lookups of debits and events then read pages again and again.
+            self.conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._migrate()
         except sqlite3.Error as exc:
             self.conn.close()
@@ -125,7 +131,7 @@ class SQLiteStore(SQLStore):
         """Writes inside commit together: one fsync for many batches (replay uses it)."""
         if self._unit:
             raise StoreError(f"{self.path}: a transaction is already open")
-        with self._write():
+        with self._write() as conn, self._stage(conn):
             self._unit = True
             try:
                 yield
@@ -136,6 +142,7 @@ class SQLiteStore(SQLStore):
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
         if self._unit:  # inside transaction(): a savepoint, so a failed write undoes only itself
+            self._settle(conn)  # what the unit staged, for a statement that must see it
             with self._savepoint(conn):
                 yield conn
             return
@@ -167,6 +174,7 @@ class SQLiteStore(SQLStore):
             conn.execute("ROLLBACK TO write")
             conn.execute("RELEASE write")
             self._cache.clear()
+            self._break(f"{self.path}: a write inside the unit of work failed ({exc})")
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc) from None
             raise
@@ -184,6 +192,7 @@ class SQLiteStore(SQLStore):
         return StoreError(f"{self.path}: {text}")
 
     def _read(self) -> nullcontext[sqlite3.Connection]:
+        self._settle(self.conn)  # inside a unit of work, what it staged, for this statement
         return nullcontext(self.conn)
 
     def _many(self, conn: sqlite3.Connection, query: str, rows: Sequence[Sequence[Any]]) -> None:
