@@ -340,10 +340,13 @@ class BatchedReplay(_Run):
         self._uncommitted += len(batch)
         if batch:
             results = self.engine.apply_many(batch, stop=self._stop)
-            for (_, _, origin, _), result in zip(batch, results, strict=False):
-                self.verdicts[result.verdict.value] += 1
-                if result.verdict is Verdict.INVALID:
-                    self.invalid.append(f"{origin}: {result.reason}")
+            counted = Counter(result.verdict for result in results)
+            for verdict, count in counted.items():
+                self.verdicts[verdict.value] += count
+            if Verdict.INVALID in counted:
+                for (_, _, origin, _), result in zip(batch, results, strict=False):
+                    if result.verdict is Verdict.INVALID:
+                        self.invalid.append(f"{origin}: {result.reason}")
             if self.strict and results and results[-1].verdict is Verdict.INVALID:
                 self.commit()  # what came before the refused line, and the line itself
                 raise ReplayStopped(batch[len(results) - 1][2], results[-1].reason)
