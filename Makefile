@@ -43,7 +43,7 @@ demo: $(BIN)/.installed
 	$(BIN)/statemachine replay specs/examples/car-loans-month.jsonl --db demo.sqlite
 
 bench: $(BIN)/.installed
-	cd benchmarks && ../$(BIN)/python bench_core.py && ../$(BIN)/python bench_store.py && ../$(BIN)/python bench_replay.py && ../$(BIN)/python bench_xes.py \
+	cd benchmarks && ../$(BIN)/python bench_core.py && ../$(BIN)/python bench_store.py && ../$(BIN)/python bench_replay.py && ../$(BIN)/python bench_growth.py && ../$(BIN)/python bench_xes.py \
 		&& ../$(BIN)/python bench_dispatch.py $${STATEMACHINE_PG_DSN:+--postgres} \
 		&& ../$(BIN)/python bench_serve.py
 	if [ -n "$$STATEMACHINE_PG_DSN" ]; then cd benchmarks && ../$(BIN)/python bench_postgres.py; fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +18,20 @@ from ..spec import Spec
 from .inquire import load_inquirer
 from .notices import load_senders
 from .options import load_spec, open_engine, spec_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _pause_option(name: str, default: float, rounds: str) -> Callable[[F], F]:
+    """``name SECONDS``: the pause between a loop's rounds."""
+    return click.option(
+        name,
+        default=default,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help=f"Pause between {rounds}.",
+    )
 
 
 @click.command()
@@ -80,14 +95,7 @@ from .options import load_spec, open_engine, spec_option
     metavar="SECRET",
     help="The secret URL senders sign with (or STATEMACHINE_HTTP_SECRET).",
 )
-@click.option(
-    "--dispatch-every",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="Pause between dispatch rounds (with --sender).",
-)
+@_pause_option("--dispatch-every", 5.0, "dispatch rounds (with --sender)")
 @click.option(
     "--concurrency",
     default=16,
@@ -101,14 +109,7 @@ from .options import load_spec, open_engine, spec_option
     help="Ask about stuck debits inside the service with this inquirer "
     "(as `statemachine inquire --inquirer`).",
 )
-@click.option(
-    "--inquire-every",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="Pause between inquiry rounds (with --inquirer).",
-)
+@_pause_option("--inquire-every", 60.0, "inquiry rounds (with --inquirer)")
 @spec_option
 def serve(
     db: str,
