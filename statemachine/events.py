@@ -207,6 +207,26 @@ class Event:
             raise InvalidEvent("event", "one JSON object", f"unparseable JSON ({exc})") from None
         return cls.from_dict(data)
 
+    @classmethod
+    def from_stored(cls, payload: str | bytes) -> Event:
+        """An event as a store wrote it with :meth:`to_json`, read back without checking its
+        fields again: they were checked on the way in, and a store reloads thousands.
+
+        >>> event = Event.from_dict({"event_id": "gw-1", "debit_id": "d-1", "type": "failed",
+        ...     "occurred_at": "2026-03-05T10:00:00+08:00", "reason": "AM04"})
+        >>> Event.from_stored(event.to_json()) == event
+        True
+        """
+        data = orjson.loads(payload)
+        if not _STORED.issubset(data):  # not a payload this package wrote: the careful way
+            return cls.from_dict(data)
+        event = object.__new__(cls)
+        put = object.__setattr__  # frozen: attrs' own __init__ would check every field again
+        for name in _AS_STORED:
+            put(event, name, data[name])
+        put(event, "occurred_at", datetime.fromisoformat(data["occurred_at"]))
+        return event
+
     def to_dict(self) -> dict[str, Any]:
         """DESIGN's JSON form, ``occurred_at`` as ISO 8601 text with its original offset."""
         return {
@@ -225,6 +245,11 @@ class Event:
     def to_json(self) -> str:
         """DESIGN's JSON form as one line of text."""
         return orjson.dumps(self.to_dict()).decode()
+
+
+# What :meth:`Event.from_stored` expects in a payload: every field, as ``to_dict`` writes.
+_STORED: Final = frozenset(FIELDS)
+_AS_STORED: Final = tuple(name for name in FIELDS if name != "occurred_at")
 
 
 def parse_time(value: object, field: str = "occurred_at") -> datetime:

@@ -170,12 +170,22 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         event_ids = list({e.event_id: None for e in events})
         revisions, priors = self._lock_and_look(conn, debit_ids, event_ids)
         staged = self._staged.records if self._staged is not None else {}
+        stale: dict[str, int] = {}  # stored debits the cache does not hold as they are
         for debit_id in debit_ids:
             record = staged.get(debit_id)
             if record is not None:  # the unit of work's own, not yet written
                 revisions[debit_id] = record.revision
-            else:
-                revisions.setdefault(debit_id, None)
+                continue
+            revision = revisions.setdefault(debit_id, None)
+            cached = self._cache.get(debit_id)
+            if revision is not None and (cached is None or cached.revision != revision):
+                stale[debit_id] = revision
+        # Loaded together, a few queries for the batch rather than three for each debit.
+        if stale and len(stale) < self._cache_size:
+            for chunk in chunks(list(stale)):
+                loaded = self._load_many(conn, {debit_id: stale[debit_id] for debit_id in chunk})
+                for record in loaded.values():
+                    self._remember(record)
         return _Batch(revisions, priors)
 
     def _lock_and_look(
@@ -219,7 +229,7 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
                 batch.undo[debit_id] = undo_copy(record)
         prior = batch.accepted.get(event.event_id)
         if prior is None and event.event_id in batch.priors:
-            prior = Event.from_json(batch.priors[event.event_id])
+            prior = Event.from_stored(batch.priors[event.event_id])
         decision: Decision = decide(event, record, prior, now)
         result, changed, accepted, notice = decision
         batch.events.append(
@@ -327,7 +337,7 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         ids = list(revisions)
         facts: dict[str, list[Event]] = {debit_id: [] for debit_id in ids}
         for debit_id, payload in self._select_in(conn, self.SQL.facts_in, ids) if events else ():
-            facts[debit_id].append(Event.from_json(payload))
+            facts[debit_id].append(Event.from_stored(payload))
         records = {}
         for row in self._select_in(conn, self.SQL.debit_rows_in, ids):
             record = DebitRecord(row[0], self.spec.initial)

@@ -129,6 +129,19 @@ def test_same_instant_in_other_offset_is_the_same_content() -> None:
 def test_json_round_trip(event: Event) -> None:
     assert Event.from_json(event.to_json()) == event
     assert Event.from_dict(event.to_dict()) == event
+    # The store's way back, without checking again, gives the same event and the same bytes.
+    stored = Event.from_stored(event.to_json())
+    assert stored == event
+    assert stored.to_json() == event.to_json()
+    assert hash(stored) == hash(event)
+
+
+def test_a_stored_payload_keeps_every_field_and_a_foreign_one_is_checked() -> None:
+    event = Event.from_dict({**GOOD, "reason": "AM04", "data": {"batch": [1, {"x": None}]}})
+    assert Event.from_stored(event.to_json()).to_dict() == event.to_dict()
+    with pytest.raises(InvalidEvent, match=r"^type: expected"):
+        Event.from_stored(b'{"event_id": "e", "debit_id": "d", "type": "paid",'
+                          b' "occurred_at": "2026-03-05T10:00:00+00:00"}')  # fmt: skip
 
 
 @given(
