@@ -26,8 +26,11 @@ from ..receipts import (
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 from .base import DerivedReports, Item, Stop
 
-# One arrival as kept here: (seq, event, verdict, reason, raw, origin, debit_id, event_id).
-_Entry = tuple[int, Event | None, Verdict, str, str | None, str | None, str | None, str | None]
+# One arrival as kept here: (seq, event, verdict's value, reason, raw, origin, debit_id,
+# event_id). ``event`` is True for an accepted event, which ``_accepted`` holds under its id,
+# and None for input that could not be parsed: the entry then holds only atoms, which the
+# cyclic garbage collector stops tracking, rather than one more reference to scan per event.
+_Entry = tuple[int, Event | bool | None, str, str, str | None, str | None, str | None, str | None]
 
 
 class MemoryStore(DerivedReports):
@@ -61,11 +64,24 @@ class MemoryStore(DerivedReports):
         result, record, accepted, notice = decide(
             event, self._debits.get(debit_id), self._accepted.get(event_id), now
         )
+        self._seq += 1
         if accepted:
             self._accepted[event_id] = event
             self._debits[debit_id] = record  # type: ignore[assignment]
-        self._seq += 1
-        entry = (self._seq, event, result.verdict, result.reason, raw, origin, debit_id, event_id)
+            entry: _Entry = (
+                self._seq, True, result[0]._value_, result[1], raw, origin, debit_id, event_id
+            )  # fmt: skip
+        else:
+            entry = (
+                self._seq,
+                event,
+                result[0]._value_,
+                result[1],
+                raw,
+                origin,
+                debit_id,
+                event_id,
+            )
         history = self._history.get(debit_id)
         if history is None:
             self._history[debit_id] = [entry]
@@ -97,7 +113,7 @@ class MemoryStore(DerivedReports):
         origin: str | None,
     ) -> Result:
         self._seq += 1
-        entry = (self._seq, None, Verdict.INVALID, reason, raw, origin, debit_id, event_id)
+        entry = (self._seq, None, Verdict.INVALID._value_, reason, raw, origin, debit_id, event_id)
         self._history.setdefault(debit_id, []).append(entry)
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result.invalid(reason, event_id, debit_id, record)
@@ -120,7 +136,8 @@ class MemoryStore(DerivedReports):
         return list(self._debits)
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
-        return [_stored(entry) for entry in self._history.get(debit_id, ())]
+        accepted = self._accepted
+        return [_stored(entry, accepted) for entry in self._history.get(debit_id, ())]
 
     def notices(self, debit_id: str | None = None) -> list[Notice]:
         if debit_id is None:
@@ -135,7 +152,7 @@ class MemoryStore(DerivedReports):
     def _verdicts(self) -> dict[str, int]:
         # Arrivals naming a debit that never came to be count too: read from the arrivals.
         verdicts: Counter[str] = Counter(
-            str(entry[2]) for history in self._history.values() for entry in history
+            entry[2] for history in self._history.values() for entry in history
         )
         return dict(verdicts)
 
@@ -323,12 +340,14 @@ class MemoryStore(DerivedReports):
         )
 
 
-def _stored(entry: _Entry) -> StoredEvent:
-    seq, event, verdict, reason, raw, origin, debit_id, event_id = entry
-    if event is None:
+def _stored(entry: _Entry, accepted: dict[str, Event]) -> StoredEvent:
+    seq, kept, value, reason, raw, origin, debit_id, event_id = entry
+    verdict = Verdict(value)
+    if kept is None:
         return StoredEvent(
             seq, event_id, debit_id, None, None, None, None, verdict, reason, raw, origin
         )
+    event = accepted[event_id or ""] if kept is True or kept is False else kept
     return StoredEvent(
         seq,
         event.event_id,
