@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
+from typing import Final
 
 from ..decide import Decide
 from ..events import Event
@@ -31,6 +32,7 @@ from .base import DerivedReports, Item, Stop
 # and None for input that could not be parsed: the entry then holds only atoms, which the
 # cyclic garbage collector stops tracking, rather than one more reference to scan per event.
 _Entry = tuple[int, Event | bool | None, str, str, str | None, str | None, str | None, str | None]
+_FEW: Final = 8  # arrivals a debit's history keeps in a tuple
 
 
 class MemoryStore(DerivedReports):
@@ -39,7 +41,9 @@ class MemoryStore(DerivedReports):
     def __init__(self) -> None:
         self._debits: dict[str, DebitRecord] = {}
         self._accepted: dict[str, Event] = {}
-        self._history: dict[str | None, list[_Entry]] = {}
+        # A debit's arrivals: a tuple while they are few (of atoms, it goes untracked by the
+        # garbage collector like its entries), then a list.
+        self._history: dict[str | None, tuple[_Entry, ...] | list[_Entry]] = {}
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
         # notice_id -> (the claiming dispatcher's token, end of its lease, debit_id)
         self._claims: dict[str, tuple[str, datetime, str]] = {}
@@ -84,9 +88,13 @@ class MemoryStore(DerivedReports):
             )
         history = self._history.get(debit_id)
         if history is None:
-            self._history[debit_id] = [entry]
-        else:
+            self._history[debit_id] = (entry,)
+        elif isinstance(history, list):
             history.append(entry)
+        else:
+            self._history[debit_id] = (
+                (*history, entry) if len(history) < _FEW else [*history, entry]
+            )
         if notice is not None:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
@@ -114,7 +122,11 @@ class MemoryStore(DerivedReports):
     ) -> Result:
         self._seq += 1
         entry = (self._seq, None, Verdict.INVALID._value_, reason, raw, origin, debit_id, event_id)
-        self._history.setdefault(debit_id, []).append(entry)
+        history = self._history.get(debit_id, ())
+        if isinstance(history, list):
+            history.append(entry)
+        else:
+            self._history[debit_id] = [*history, entry]
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result.invalid(reason, event_id, debit_id, record)
 
