@@ -68,24 +68,12 @@ class MemoryStore(DerivedReports):
         result, record, accepted, notice = decide(
             event, self._debits.get(debit_id), self._accepted.get(event_id), now
         )
-        self._seq += 1
+        seq = self._seq = self._seq + 1
         if accepted:
             self._accepted[event_id] = event
             self._debits[debit_id] = record  # type: ignore[assignment]
-            entry: _Entry = (
-                self._seq, True, result[0]._value_, result[1], raw, origin, debit_id, event_id
-            )  # fmt: skip
-        else:
-            entry = (
-                self._seq,
-                event,
-                result[0]._value_,
-                result[1],
-                raw,
-                origin,
-                debit_id,
-                event_id,
-            )
+        kept = True if accepted else event
+        entry = (seq, kept, result[0]._value_, result[1], raw, origin, debit_id, event_id)
         history = self._history.get(debit_id)
         if history is None:
             self._history[debit_id] = (entry,)
