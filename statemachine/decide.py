@@ -50,21 +50,24 @@ class _Step(NamedTuple):
     reason: str
 
 
-def _fast_steps(spec: Spec) -> dict[tuple[str, str], _Step]:
-    return {
-        (edge.source, edge.trigger): _Step(
-            edge.dest,
-            edge.guard is None,
-            edge.trigger in _STRENGTH_TYPES,
-            edge.dest in spec.outcomes,
-            transition_text(edge.source, edge.dest, spec),
-        )
-        for edge in spec.transitions
+def _fast_steps(spec: Spec) -> dict[str, dict[str, _Step]]:
+    """By state, then by event type: no key tuple to build per event."""
+    steps: dict[str, dict[str, _Step]] = {state: {} for state in spec.states}
+    for edge in spec.transitions:
         # Reversals and reinstatements contend with each other (P3b): always the full fold.
-        if edge.guard in (None, STRONGER)
-        and edge.source != edge.dest
-        and edge.trigger not in LAST_WORD
-    }
+        if (
+            edge.guard in (None, STRONGER)
+            and edge.source != edge.dest
+            and edge.trigger not in LAST_WORD
+        ):
+            steps.setdefault(edge.source, {})[edge.trigger] = _Step(
+                edge.dest,
+                edge.guard is None,
+                edge.trigger in _STRENGTH_TYPES,
+                edge.dest in spec.outcomes,
+                transition_text(edge.source, edge.dest, spec),
+            )
+    return steps
 
 
 class Decider:
@@ -97,7 +100,8 @@ class Decider:
             before = None
         else:
             # Fast path (in order, nothing parked): the one step the fold would take as well.
-            step = self._steps.get((record.state, event.type))
+            steps = self._steps.get(record.state)
+            step = steps.get(event.type) if steps is not None else None
             if (
                 step is not None
                 and event.attempt == record.attempt == record.max_attempt

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
+from typing import Final
 
 from ..decide import Decide
 from ..events import Event
@@ -26,8 +27,12 @@ from ..receipts import (
 from ..records import DebitRecord, Notice, NoticeStatus, Result, StoredEvent
 from .base import DerivedReports, Item, Stop
 
-# One arrival as kept here: (seq, event, verdict, reason, raw, origin, debit_id, event_id).
-_Entry = tuple[int, Event | None, Verdict, str, str | None, str | None, str | None, str | None]
+# One arrival as kept here: (seq, event, verdict's value, reason, raw, origin, debit_id,
+# event_id). ``event`` is True for an accepted event, which ``_accepted`` holds under its id,
+# and None for input that could not be parsed: the entry then holds only atoms, which the
+# cyclic garbage collector stops tracking, rather than one more reference to scan per event.
+_Entry = tuple[int, Event | bool | None, str, str, str | None, str | None, str | None, str | None]
+_FEW: Final = 8  # arrivals a debit's history keeps in a tuple
 
 
 class MemoryStore(DerivedReports):
@@ -36,7 +41,9 @@ class MemoryStore(DerivedReports):
     def __init__(self) -> None:
         self._debits: dict[str, DebitRecord] = {}
         self._accepted: dict[str, Event] = {}
-        self._history: dict[str | None, list[_Entry]] = {}
+        # A debit's arrivals: a tuple while they are few (of atoms, it goes untracked by the
+        # garbage collector like its entries), then a list.
+        self._history: dict[str | None, tuple[_Entry, ...] | list[_Entry]] = {}
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
         # notice_id -> (the claiming dispatcher's token, end of its lease, debit_id)
         self._claims: dict[str, tuple[str, datetime, str]] = {}
@@ -61,16 +68,21 @@ class MemoryStore(DerivedReports):
         result, record, accepted, notice = decide(
             event, self._debits.get(debit_id), self._accepted.get(event_id), now
         )
+        seq = self._seq = self._seq + 1
         if accepted:
             self._accepted[event_id] = event
             self._debits[debit_id] = record  # type: ignore[assignment]
-        self._seq += 1
-        entry = (self._seq, event, result.verdict, result.reason, raw, origin, debit_id, event_id)
+        kept = True if accepted else event
+        entry = (seq, kept, result[0]._value_, result[1], raw, origin, debit_id, event_id)
         history = self._history.get(debit_id)
         if history is None:
-            self._history[debit_id] = [entry]
-        else:
+            self._history[debit_id] = (entry,)
+        elif isinstance(history, list):
             history.append(entry)
+        else:
+            self._history[debit_id] = (
+                (*history, entry) if len(history) < _FEW else [*history, entry]
+            )
         if notice is not None:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
@@ -97,8 +109,12 @@ class MemoryStore(DerivedReports):
         origin: str | None,
     ) -> Result:
         self._seq += 1
-        entry = (self._seq, None, Verdict.INVALID, reason, raw, origin, debit_id, event_id)
-        self._history.setdefault(debit_id, []).append(entry)
+        entry = (self._seq, None, Verdict.INVALID._value_, reason, raw, origin, debit_id, event_id)
+        history = self._history.get(debit_id, ())
+        if isinstance(history, list):
+            history.append(entry)
+        else:
+            self._history[debit_id] = [*history, entry]
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result.invalid(reason, event_id, debit_id, record)
 
@@ -120,7 +136,8 @@ class MemoryStore(DerivedReports):
         return list(self._debits)
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
-        return [_stored(entry) for entry in self._history.get(debit_id, ())]
+        accepted = self._accepted
+        return [_stored(entry, accepted) for entry in self._history.get(debit_id, ())]
 
     def notices(self, debit_id: str | None = None) -> list[Notice]:
         if debit_id is None:
@@ -135,7 +152,7 @@ class MemoryStore(DerivedReports):
     def _verdicts(self) -> dict[str, int]:
         # Arrivals naming a debit that never came to be count too: read from the arrivals.
         verdicts: Counter[str] = Counter(
-            str(entry[2]) for history in self._history.values() for entry in history
+            entry[2] for history in self._history.values() for entry in history
         )
         return dict(verdicts)
 
@@ -323,12 +340,14 @@ class MemoryStore(DerivedReports):
         )
 
 
-def _stored(entry: _Entry) -> StoredEvent:
-    seq, event, verdict, reason, raw, origin, debit_id, event_id = entry
-    if event is None:
+def _stored(entry: _Entry, accepted: dict[str, Event]) -> StoredEvent:
+    seq, kept, value, reason, raw, origin, debit_id, event_id = entry
+    verdict = Verdict(value)
+    if kept is None:
         return StoredEvent(
             seq, event_id, debit_id, None, None, None, None, verdict, reason, raw, origin
         )
+    event = accepted[event_id or ""] if kept is True or kept is False else kept
     return StoredEvent(
         seq,
         event.event_id,
