@@ -51,6 +51,9 @@ class SQL(Queries):
         "SELECT debit_id, revision, NULL FROM debits WHERE debit_id = ANY(?) UNION ALL"
         " SELECT event_id, NULL, payload FROM events WHERE accepted = 1 AND event_id = ANY(?)"
     )
+    # The lock, then the lookups, as one simple query: each statement of it takes its own
+    # snapshot, so the lookups see what the lock's last holder committed.
+    lock_and_look = f"{lock}; {lookups}"
     renew_claims = Queries.renew_claims.replace("notice_id IN ({})", "notice_id = ANY(?)")
     held = "SELECT notice_id FROM notices WHERE claimed_by = ? AND notice_id = ANY(?) FOR UPDATE"
     facts_in = Queries.facts_in.replace("debit_id IN ({})", "debit_id = ANY(?)")
@@ -318,11 +321,12 @@ class PostgresStore(SQLStore):
     def _lock_and_look(
         self, conn: psycopg.Connection[Any], debit_ids: list[str], event_ids: list[str]
     ) -> tuple[dict[str, int | None], dict[str, str]]:
-        # One round trip, two statements: the lookup's snapshot is taken when it starts, after
-        # the lock is held, so it sees what the lock's last holder committed.
-        with conn.pipeline():
-            conn.execute(SQL.lock, (debit_ids,))
-            rows = conn.execute(SQL.lookups, (debit_ids, event_ids)).fetchall()
+        # One round trip, bound on the client: a pipeline of the two statements costs this
+        # process about twice the CPU (psycopg's pipeline bookkeeping) for the same round trip.
+        with psycopg.ClientCursor(conn) as cursor:
+            cursor.execute(SQL.lock_and_look, (debit_ids, debit_ids, event_ids))
+            cursor.nextset()
+            rows = cursor.fetchall()
         revisions: dict[str, int | None] = {}
         priors: dict[str, str] = {}
         for key, revision, payload in rows:
