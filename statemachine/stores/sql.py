@@ -56,7 +56,7 @@ class _Batch:
     def flush(self, conn: Connection, store: SQLStore) -> None:
         sql = store.SQL
         staged = store._staged
-        with store._round(conn):
+        with store._round(conn, len(self.events)):
             store._many(conn, sql.insert_event, self.events)
             if staged is None:
                 store._many(conn, sql.upsert_debit,
@@ -97,8 +97,9 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     def _lock(self, conn: Connection, debit_ids: Iterable[str]) -> None:
         """Serialize the writers of these debits until the transaction ends."""
 
-    def _round(self, conn: Connection) -> AbstractContextManager[object]:
-        """Writes that may travel to the database together, answered once at the end."""
+    def _round(self, conn: Connection, events: int) -> AbstractContextManager[object]:
+        """The writes of a batch of ``events``: they may travel to the database together,
+        answered once at the end."""
         return nullcontext()
 
     def _retrying(self, work: Callable[[], T]) -> T:
