@@ -58,7 +58,7 @@ class _Batch:
         staged = store._staged
         with store._round(conn, len(self.events)):
             store._many(conn, sql.insert_event, self.events)
-            if staged is None:
+            if staged is None:  # upsert_debit counts the revision itself: the row without it
                 store._many(conn, sql.upsert_debit,
                             [store._debit_row(r)[:-1] for r in self.records.values()])  # fmt: skip
                 store._many(
@@ -249,7 +249,7 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
 
     def _record(self, conn: Connection, debit_id: str, revision: int | None) -> DebitRecord | None:
         """The debit as stored now: the cached copy if its revision is current, else reloaded."""
-        staged = self._staged.records.get(debit_id) if self._staged is not None else None
+        staged = self._staged_record(debit_id)
         if staged is not None:
             return staged
         if revision is None:
@@ -299,10 +299,10 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     # -- reading ---------------------------------------------------------------------------
 
     def debit(self, debit_id: str) -> DebitRecord | None:
-        staged = self._staged.records.get(debit_id) if self._staged is not None else None
+        staged = self._staged_record(debit_id)
         if staged is not None:
             return staged
-        with self._read() as conn:
+        with self._overlay(), self._read() as conn:  # a debit not staged: its rows are current
             row = conn.execute(self.SQL.revision, (debit_id,)).fetchone()
             if row is None:
                 return None

@@ -6,8 +6,9 @@ a debit several times (each batch N5 writes, each dispatch round) and a notice t
 
 Events are not staged: their order of arrival is their sequence. The reads of the write
 path (revisions, records, due notices) look at the staged rows first; every other statement
-writes them out before it runs (:meth:`SQLStaging._settle`). A write that fails inside the
-unit may have changed staged records already: the unit can then only roll back.
+writes them out before it runs (:meth:`SQLStaging._settle`). An apply that fails inside the
+unit puts back the staged records it changed; any other write that fails there may have
+changed them already, and the unit can then only roll back.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class SQLStaging(SQLHooks):
 
     def _many(self, conn: Connection, query: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    def _staged_record(self, debit_id: str) -> DebitRecord | None:
+        """The unit of work's own record of the debit, if it holds one not yet written."""
+        return self._staged.records.get(debit_id) if self._staged is not None else None
 
     @contextmanager
     def _stage(self, conn: Connection) -> Iterator[None]:
