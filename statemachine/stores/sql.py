@@ -56,9 +56,10 @@ class _Batch:
     def flush(self, conn: Connection, store: SQLStore) -> None:
         sql = store.SQL
         staged = store._staged
-        with store._round(conn, len(self.events)):
-            store._many(conn, sql.insert_event, self.events)
-            if staged is None:  # upsert_debit counts the revision itself: the row without it
+        if staged is None:
+            with store._round(conn, len(self.events)):
+                store._many(conn, sql.insert_event, self.events)
+                # upsert_debit counts the revision itself: the row without it
                 store._many(conn, sql.upsert_debit,
                             [store._debit_row(r)[:-1] for r in self.records.values()])  # fmt: skip
                 store._many(
@@ -68,6 +69,8 @@ class _Batch:
             record.revision = (self.revisions.get(record.debit_id) or 0) + 1
             store._remember(record)
         if staged is not None:  # written once, when the unit of work ends
+            staged.events.extend(self.events)
+            staged.accepted.update(self.accepted)
             staged.records.update(self.records)
             staged.notices.update(self.notices)
 
@@ -169,6 +172,11 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         """Lock the batch's debits, then read their revisions and the prior events."""
         debit_ids = list({e.debit_id: None for e in events})
         event_ids = list({e.event_id: None for e in events})
+        # Events the unit of work has accepted and not yet written are prior events too.
+        known = self._staged.accepted if self._staged is not None else {}
+        accepted = {i: known[i] for i in event_ids if i in known}
+        if accepted:
+            event_ids = [i for i in event_ids if i not in accepted]
         revisions, priors = self._lock_and_look(conn, debit_ids, event_ids)
         staged = self._staged.records if self._staged is not None else {}
         stale: dict[str, int] = {}  # stored debits the cache does not hold as they are
@@ -187,7 +195,9 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
                 loaded = self._load_many(conn, {debit_id: stale[debit_id] for debit_id in chunk})
                 for record in loaded.values():
                     self._remember(record)
-        return _Batch(revisions, priors)
+        batch = _Batch(revisions, priors)
+        batch.accepted.update(accepted)
+        return batch
 
     def _lock_and_look(
         self, conn: Connection, debit_ids: list[str], event_ids: list[str]

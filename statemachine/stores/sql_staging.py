@@ -1,14 +1,16 @@
 """Rows written once per unit of work. Inside ``transaction()`` a store that stages keeps the
-debit and notice rows the unit changes in memory, and writes each once: when the unit
-commits, or first thing in a statement that must see them. A replay's unit of work changes
-a debit several times (each batch N5 writes, each dispatch round) and a notice twice
-(planned, then sent): staged, each is one row write instead.
+rows the unit writes in memory, and writes them once: when the unit commits, or first thing
+in a statement that must see them. A replay's unit of work changes a debit several times
+(each batch N5 writes, each dispatch round) and a notice twice (planned, then sent): staged,
+each is one row write instead, and the unit's event rows are one insert of many rows.
 
-Events are not staged: their order of arrival is their sequence. The reads of the write
-path (revisions, records, due notices) look at the staged rows first; every other statement
-writes them out before it runs (:meth:`SQLStaging._settle`). An apply that fails inside the
-unit puts back the staged records it changed; any other write that fails there may have
-changed them already, and the unit can then only roll back.
+Event rows keep their order of arrival, which is their sequence: they are written first,
+in the order they came, before anything written directly. The reads of the write path
+(revisions, records, prior events, due notices) look at the staged rows first; every other
+statement writes them out before it runs (:meth:`SQLStaging._settle`). An apply that fails
+inside the unit puts back the staged records it changed and stages none of its rows; any
+other write that fails there may have changed them already, and the unit can then only
+roll back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError
+from ..events import Event
 from ..records import DebitRecord, Notice, NoticeStatus
 from .sql_hooks import Connection, SQLHooks
 
@@ -29,6 +32,8 @@ class Staged:
     def __init__(self) -> None:
         self.records: dict[str, DebitRecord] = {}  # debit_id -> the live record, revision set
         self.notices: dict[str, Notice] = {}
+        self.events: list[tuple[Any, ...]] = []  # event rows, in order of arrival
+        self.accepted: dict[str, Event] = {}  # the staged rows' accepted events, by event_id
         self.broken: str | None = None  # why the unit can no longer commit
 
     def queued(
@@ -104,6 +109,10 @@ class SQLStaging(SQLHooks):
             return
         if staged.broken is not None:
             raise StoreError(f"{staged.broken}; the unit of work is rolled back whole")
+        if staged.events:
+            self._many(conn, self.SQL.insert_event, staged.events)
+            staged.events.clear()
+            staged.accepted.clear()
         if staged.records:
             self._many(
                 conn, self.SQL.save_debit, [self._debit_row(r) for r in staged.records.values()]

@@ -141,6 +141,15 @@ class SQLiteStore(SQLStore):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
+        if self._unit and self._undoing:  # the write path inside transaction(): it stages
+            try:  # its rows and puts back what it changed: the database has nothing to undo
+                yield conn
+            except BaseException as exc:
+                self._cache.clear()  # records the failed decisions changed in place
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc) from None
+                raise
+            return
         if self._unit:  # inside transaction(): a savepoint, so a failed write undoes only itself
             self._settle(conn)  # what the unit staged, for a statement that must see it
             with self._savepoint(conn):

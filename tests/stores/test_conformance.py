@@ -325,13 +325,18 @@ def test_a_failed_write_inside_a_transaction_undoes_only_itself(
     from statemachine import StoreError
 
     engine = make_engine()
-    mark = "?" if store_kind == "sqlite" else "%s"
+    # A statement of the write path that runs before the rows are written: PostgreSQL writes
+    # the event's row at once, SQLite stages the unit's rows and first looks up the debit.
+    if store_kind == "sqlite":
+        statement, failing = "lookup", "SELECT * FROM no_such_table WHERE ? AND ?"
+    else:
+        statement = "insert_event"
+        failing = f"INSERT INTO no_such_table VALUES ({', '.join(['%s'] * 12)})"
     with engine.transaction():
         engine.apply(ev("submitted", 0, debit_id="a"))
-        # The event is written at once (its row's place is its arrival); the debit's row may
-        # wait for the end of the unit: the failed write's decision must not reach it either.
-        monkeypatch.setattr(engine.store.SQL, "insert_event",  # type: ignore[attr-defined]
-                            f"INSERT INTO no_such_table VALUES ({', '.join([mark] * 12)})")  # fmt: skip
+        # The debit's row may wait for the end of the unit: the failed write's decision must
+        # not reach it either.
+        monkeypatch.setattr(engine.store.SQL, statement, failing)  # type: ignore[attr-defined]
         with pytest.raises(StoreError, match="no_such_table"):
             engine.apply(ev("succeeded", 1, debit_id="a", event_id="late"))
         monkeypatch.undo()

@@ -1,6 +1,7 @@
-"""Inside a unit of work SQLite writes each debit's and notice's row once, at the end, with
-the bytes the row would have had written change by change; a statement that must see the
-staged rows (a report, a receipt, a plain read) gets them written first."""
+"""Inside a unit of work SQLite writes each debit's and notice's row once, and its event rows
+in one insert, at the end, with the bytes and in the order they would have had written
+change by change; a statement that must see the staged rows (a report, a receipt, a plain
+read) gets them written first."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
     try:
         return {
             "debits": conn.execute("SELECT * FROM debits").fetchall(),
+            "events": conn.execute("SELECT * FROM events ORDER BY seq").fetchall(),
             "notices": conn.execute("SELECT * FROM notices ORDER BY notice_id").fetchall(),
         }
     finally:
@@ -52,10 +54,11 @@ def test_a_unit_of_work_writes_each_row_once_with_the_bytes_of_every_write(
     staged.store.conn.set_trace_callback(written.append)  # type: ignore[attr-defined]
     with staged.transaction():
         apply_and_dispatch(staged, clock)
-        assert not any("INTO debits" in sql for sql in written)  # nothing written yet
+        assert not any("INTO debits" in sql or "INTO events" in sql for sql in written)
     staged.store.conn.set_trace_callback(None)  # type: ignore[attr-defined]
     staged.close()
     assert sum("INTO debits" in sql for sql in written) == 1
+    assert sum("INTO events" in sql for sql in written) == len(CHANGES)  # executemany: a row each
     assert sum("INTO notices" in sql for sql in written) == len(
         rows(tmp_path / "unit.sqlite")["notices"]
     )
@@ -75,4 +78,27 @@ def test_statements_inside_a_unit_see_what_it_staged(tmp_path: Path) -> None:
         assert sorted(n.kind for n in engine.notices("d-1")) == ["reversed", "succeeded"]
     assert engine.metrics().debits_by_state == {"reversed": 1}
     assert engine.verify() == []
+    engine.close()
+
+
+def test_events_staged_in_a_unit_are_judged_and_kept_in_order_of_arrival(tmp_path: Path) -> None:
+    engine = Engine.open(tmp_path / "debits.sqlite", clock=ManualClock(T0))
+    first = ev("submitted", 0, debit_id="d-1", event_id="e1")
+    with engine.transaction():
+        engine.apply_many([first, ev("failed", 1, debit_id="d-1", event_id="e2")])
+        # Later batches of the unit see its staged events: a repeat, a reused id.
+        again = engine.apply_many([first, ev("succeeded", 2, debit_id="d-2", event_id="e2")])
+        assert [r.verdict for r in again] == ["duplicate", "invalid"]
+        engine.ingest("{not json", origin="log:4")  # written at once: the staged rows first
+        engine.apply(ev("submitted", 3, debit_id="d-2", event_id="e3"))
+    stored = [(h.event_id, h.verdict) for h in engine.history(None)] + [
+        (h.event_id, h.verdict) for d in ("d-1", "d-2") for h in engine.history(d)
+    ]
+    assert stored == [(None, "invalid"), ("e1", "applied"), ("e2", "applied"),
+                      ("e1", "duplicate"), ("e2", "invalid"), ("e3", "applied")]  # fmt: skip
+    conn = sqlite3.connect(tmp_path / "debits.sqlite")
+    order = conn.execute("SELECT event_id, origin FROM events ORDER BY seq").fetchall()
+    conn.close()
+    assert order == [("e1", None), ("e2", None), ("e1", None), ("e2", None), (None, "log:4"),
+                     ("e3", None)]  # fmt: skip
     engine.close()
