@@ -91,14 +91,10 @@ def test_events_staged_in_a_unit_are_judged_and_kept_in_order_of_arrival(tmp_pat
         assert [r.verdict for r in again] == ["duplicate", "invalid"]
         engine.ingest("{not json", origin="log:4")  # written at once: the staged rows first
         engine.apply(ev("submitted", 3, debit_id="d-2", event_id="e3"))
-    stored = [(h.event_id, h.verdict) for h in engine.history(None)] + [
-        (h.event_id, h.verdict) for d in ("d-1", "d-2") for h in engine.history(d)
-    ]
-    assert stored == [(None, "invalid"), ("e1", "applied"), ("e2", "applied"),
-                      ("e1", "duplicate"), ("e2", "invalid"), ("e3", "applied")]  # fmt: skip
     conn = sqlite3.connect(tmp_path / "debits.sqlite")
-    order = conn.execute("SELECT event_id, origin FROM events ORDER BY seq").fetchall()
+    order = conn.execute("SELECT event_id, verdict, origin FROM events ORDER BY seq").fetchall()
     conn.close()
-    assert order == [("e1", None), ("e2", None), ("e1", None), ("e2", None), (None, "log:4"),
-                     ("e3", None)]  # fmt: skip
+    assert order == [("e1", "applied", None), ("e2", "applied", None),
+                     ("e1", "duplicate", None), ("e2", "invalid", None),
+                     (None, "invalid", "log:4"), ("e3", "applied", None)]  # fmt: skip
     engine.close()
