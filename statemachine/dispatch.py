@@ -418,13 +418,11 @@ class Dispatcher:
         """The notice after a delivery: sent on ``accepted_by``; else ``undelivered`` when
         it had no channel left to try, rescheduled with backoff, or given up."""
         if accepted_by is not None:
-            return notice._replace(
-                status=NoticeStatus.SENT,
-                sent_at=now,
-                channel=accepted_by.name,
-                deliveries=notice.deliveries + 1,
-                last_error="; ".join(errors) or None,
-                receipt_by=now + self.receipt_timeout if self.receipt_timeout else None,
+            return notice.sent_on(
+                accepted_by.name,
+                now,
+                "; ".join(errors) or None,
+                now + self.receipt_timeout if self.receipt_timeout else None,
             )
         if not errors:
             return notice._replace(

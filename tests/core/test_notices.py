@@ -251,3 +251,14 @@ def test_n3_an_older_notice_superseded_by_a_newer_one_is_not_sent() -> None:
         "Your payment d-1 was collected.",
         "Correction: your payment d-1 could not be collected.",
     ]
+
+
+def test_a_notice_sent_on_a_channel_is_the_notice_with_those_fields_replaced() -> None:
+    planned = Notice("d-1#1:failed", "d-1", 1, "failed", "failed", T0, T0, deliveries=1,
+                     status_reason="why", version=3, tried=("push",))  # fmt: skip
+    at = T0 + timedelta(minutes=1)
+    sent = planned.sent_on("sms", at, "push: down", at + timedelta(hours=1))
+    assert sent == planned._replace(status=NoticeStatus.SENT, sent_at=at, channel="sms",
+                                    deliveries=2, last_error="push: down",
+                                    receipt_by=at + timedelta(hours=1))  # fmt: skip
+    assert type(sent) is Notice
