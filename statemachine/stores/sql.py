@@ -35,7 +35,7 @@ Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute(
 
 # Equal moments have one UTC text whatever their offsets: a replay's event, the notices it
 # plans and sends and the clock that dispatches them share a handful of moments.
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def utc_text(moment: datetime) -> str:
     """UTC ISO 8601 with fixed width, so text order is time order."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -172,19 +172,20 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
         """Lock the batch's debits, then read their revisions and the prior events."""
         debit_ids = list({e.debit_id: None for e in events})
         event_ids = list({e.event_id: None for e in events})
-        # Events the unit of work has accepted and not yet written are prior events too.
-        known = self._staged.accepted if self._staged is not None else {}
-        accepted = {i: known[i] for i in event_ids if i in known}
-        if accepted:
+        accepted: dict[str, Event] = {}
+        own: dict[str, int | None] = {}
+        if self._staged is not None:
+            # The unit of work's own records and accepted events, not yet written: the
+            # database need not be asked about them.
+            staged, known = self._staged.records, self._staged.accepted
+            accepted = {i: known[i] for i in event_ids if i in known}
+            own = {i: staged[i].revision for i in debit_ids if i in staged}
             event_ids = [i for i in event_ids if i not in accepted]
+            debit_ids = [i for i in debit_ids if i not in own]
         revisions, priors = self._lock_and_look(conn, debit_ids, event_ids)
-        staged = self._staged.records if self._staged is not None else {}
+        revisions.update(own)
         stale: dict[str, int] = {}  # stored debits the cache does not hold as they are
         for debit_id in debit_ids:
-            record = staged.get(debit_id)
-            if record is not None:  # the unit of work's own, not yet written
-                revisions[debit_id] = record.revision
-                continue
             revision = revisions.setdefault(debit_id, None)
             cached = self._cache.get(debit_id)
             if revision is not None and (cached is None or cached.revision != revision):

@@ -326,9 +326,10 @@ def test_a_failed_write_inside_a_transaction_undoes_only_itself(
 
     engine = make_engine()
     # A statement of the write path that runs before the rows are written: PostgreSQL writes
-    # the event's row at once, SQLite stages the unit's rows and first looks up the debit.
+    # the event's row at once; SQLite stages the unit's rows, and asks only whether the event
+    # was stored before (the debit is the unit's own).
     if store_kind == "sqlite":
-        statement, failing = "lookup", "SELECT * FROM no_such_table WHERE ? AND ?"
+        statement, failing = "priors", "SELECT * FROM no_such_table WHERE event_id IN ({})"
     else:
         statement = "insert_event"
         failing = f"INSERT INTO no_such_table VALUES ({', '.join(['%s'] * 12)})"
