@@ -30,7 +30,7 @@ from typing import TypeVar
 import orjson
 
 from statemachine import Engine, ManualClock
-from statemachine.replay import BatchedReplay, replay_logs
+from statemachine.replay import REPLAY_CACHE, BatchedReplay, replay_logs
 from statemachine.stores.sqlite import SQL
 from statemachine.synthetic import car_loan_book, disordered
 
@@ -95,7 +95,7 @@ def engine_run(
 ) -> None:
     start = time.process_time()
     laps: list[float] = []
-    engine = Engine.open(db, clock=ManualClock())
+    engine = Engine.open(db, clock=ManualClock(), cache_size=REPLAY_CACHE)  # as the CLI's
     replay_logs(
         BatchedReplay(engine, batch_size=1000),
         [log],

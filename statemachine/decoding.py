@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 from datetime import datetime
+from sys import intern
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -84,13 +85,15 @@ def decode_event(line: bytes | str) -> Event | None:
     # Every check Event's validators make is made above: build it without repeating them.
     event: Event = _new(Event)
     _set(event, "event_id", f.event_id)
-    _set(event, "debit_id", f.debit_id)
+    # A debit's events, and the events of every debit, repeat these: one string each, shared
+    # by the records a store keeps (interned strings go when the last user goes).
+    _set(event, "debit_id", intern(f.debit_id))
     _set(event, "type", f.type)
     _set(event, "occurred_at", moment)
     _set(event, "attempt", f.attempt)
-    _set(event, "source", f.source)
+    _set(event, "source", intern(f.source))
     _set(event, "amount", f.amount)
-    _set(event, "currency", f.currency)
+    _set(event, "currency", None if f.currency is None else intern(f.currency))
     _set(event, "reason", f.reason)
     _set(event, "data", f.data)
     return event

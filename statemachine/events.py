@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any, Final
 
 import attrs
@@ -224,6 +225,9 @@ class Event:
         put = object.__setattr__  # frozen: attrs' own __init__ would check every field again
         for name in _AS_STORED:
             put(event, name, data[name])
+        for name in _SHARED:  # as decoding shares them: a store keeps thousands of records
+            if data[name] is not None:
+                put(event, name, intern(data[name]))
         put(event, "occurred_at", datetime.fromisoformat(data["occurred_at"]))
         return event
 
@@ -250,6 +254,7 @@ class Event:
 # What :meth:`Event.from_stored` expects in a payload: every field, as ``to_dict`` writes.
 _STORED: Final = frozenset(FIELDS)
 _AS_STORED: Final = tuple(name for name in FIELDS if name != "occurred_at")
+_SHARED: Final = ("debit_id", "type", "source", "currency")  # fields many events repeat
 
 
 def parse_time(value: object, field: str = "occurred_at") -> datetime:

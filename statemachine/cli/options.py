@@ -104,12 +104,20 @@ def import_options(command: F) -> F:
 
 
 def open_engine(
-    db: str | None, spec: Spec, clock: Clock = utc_now, *, create: bool = True
+    db: str | None,
+    spec: Spec,
+    clock: Clock = utc_now,
+    *,
+    create: bool = True,
+    cache_size: int | None = None,
 ) -> Engine:
     """The engine on ``--db``; commands that only read pass ``create=False``, so a mistyped
-    path is refused rather than answered from a new, empty database."""
+    path is refused rather than answered from a new, empty database. ``cache_size``: debits
+    a database store keeps in memory, if not its default."""
     target = db or ":memory:"
     options: dict[str, Any] = {} if target == ":memory:" else {"create": create}
+    if cache_size is not None and target != ":memory:":
+        options["cache_size"] = cache_size
     try:
         return Engine.open(target, spec=spec, clock=clock, **options)
     except StoreError as exc:

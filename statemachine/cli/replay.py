@@ -28,6 +28,7 @@ from ..importers import (
 from ..importers import read as read_import
 from ..importers.xes import DEFAULT_MAPPING
 from ..replay import (
+    REPLAY_CACHE,
     BatchedReplay,
     LogUnreadable,
     Replay,
@@ -64,6 +65,10 @@ from .options import (
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="A channel notices are sent on, in order (counted, nothing is sent); "
                    "name the channels the log's receipt lines name. Default: one, `replay`.")  # fmt: skip
+@click.option("--cache", "cache_size", type=click.IntRange(min=1), default=REPLAY_CACHE,
+              show_default=True,
+              help="Debits kept in memory between their events, about 2.5 KB each: a month's "
+                   "book is read back from the database no more. Lower it to use less memory.")  # fmt: skip
 @import_options
 def replay(
     logs: tuple[str, ...],
@@ -77,6 +82,7 @@ def replay(
     mapping: Path | None,
     timezone: tzinfo,
     channels: tuple[str, ...],
+    cache_size: int,
 ) -> None:
     """Replay event logs on event time and print a summary.
 
@@ -123,7 +129,7 @@ def replay(
                 raise click.ClickException(_no_events(format_, logs, tally))
             click.echo(f"{tally.events} events imported from {_named(logs)} ({tally.describe()})",
                        err=True)  # fmt: skip
-        engine = open_engine(db, spec, clock=ManualClock())
+        engine = open_engine(db, spec, clock=ManualClock(), cache_size=cache_size)
         stack.callback(engine.close)
         senders = [CountingSender(name) for name in channels] or None
         feeder: Replay | BatchedReplay = (

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from statemachine import Engine, ManualClock
-from statemachine.replay import BatchedReplay, Replay, replay_logs
+from statemachine.replay import REPLAY_CACHE, BatchedReplay, Replay, replay_logs
 from statemachine.spec import bundled_path
 from statemachine.synthetic import car_loan_book, disordered
 
@@ -82,20 +82,36 @@ def _digest(rows: Iterable[tuple[Any, ...]]) -> str:
     return sha.hexdigest()
 
 
-@pytest.mark.parametrize(("log", "batch"), list(EXPECTED))
-def test_a_replay_stores_the_same_rows(
-    log: str, batch: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)  # origins name the log as given: relative, the same every run
+def replayed(folder: Path, log: str, batch: int, **options: Any) -> dict[str, str]:
+    """The digests of a replay of ``log`` ("ordered" or "disordered") into a new database."""
     name = f"{log}.jsonl"
     if log == "ordered":
         shutil.copy(EXAMPLE, name)
     else:
         disordered_log(Path(name))
-    engine = Engine.open(tmp_path / "replay.sqlite", clock=ManualClock())
+    engine = Engine.open(folder / "replay.sqlite", clock=ManualClock(), **options)
     try:
         runner = Replay(engine) if batch == 1 else BatchedReplay(engine, batch_size=batch)
         replay_logs(runner, [name])
     finally:
         engine.close()
-    assert digests(tmp_path / "replay.sqlite") == EXPECTED[(log, batch)]
+    return digests(folder / "replay.sqlite")
+
+
+@pytest.mark.parametrize(("log", "batch"), list(EXPECTED))
+def test_a_replay_stores_the_same_rows(
+    log: str, batch: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # origins name the log as given: relative, the same every run
+    assert replayed(tmp_path, log, batch) == EXPECTED[(log, batch)]
+
+
+# A cache of three debits reads nearly every debit back from the database; the replay's own
+# holds them all.
+@pytest.mark.parametrize("cache_size", [3, REPLAY_CACHE])
+def test_the_rows_are_the_same_however_many_debits_are_cached(
+    cache_size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    stored = replayed(tmp_path, "disordered", 1000, cache_size=cache_size)
+    assert stored == EXPECTED[("disordered", 1000)]
