@@ -16,6 +16,7 @@ Peak memory is the process's own high-water mark (VmHWM), not its parent's.
 from __future__ import annotations
 
 import argparse
+import heapq
 import multiprocessing
 import resource
 import sqlite3
@@ -25,12 +26,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from statemachine import Engine, ManualClock
-from statemachine.replay import REPLAY_CACHE, BatchedReplay, replay_logs
+from statemachine.replay import BatchedReplay, replay_logs
 from statemachine.stores.sqlite import SQL
 from statemachine.synthetic import car_loan_book, disordered
 
@@ -47,21 +48,56 @@ def write_log(
     path: Path, loans: int = 0, events: int = 0, disorder: bool = False
 ) -> tuple[int, int]:
     """Write ``loans`` debits, or months of books until ``events`` lines; (lines, loans).
-    With ``disorder``, callbacks race within windows of 32 arrivals and 5% come twice."""
-    lines = written = month = 0
+    With ``disorder``, callbacks race within windows of 32 arrivals and 5% come twice.
+
+    Months are merged on time, as a lender's system logs them: a month's returns and late
+    callbacks come weeks into the next month, between its own first events. (Written month
+    after month instead, the log would go back five weeks at each month's start, and the
+    replay clock, which never runs backwards, would stand still over them.)"""
+    if loans:
+        sizes = [BOOK] * (loans // BOOK) + ([loans % BOOK] if loans % BOOK else [])
+    else:  # enough months for the lines: a book gives about 4.8 lines a loan
+        sizes = [BOOK] * -(-events // int(BOOK * 4.5))
+    books: list[tuple[str, Iterator[dict[str, Any]]]] = []
+    for month, size in enumerate(sizes):
+        start = datetime(2026 + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        book = car_loan_book(size, seed=month + 1, month=start, first=month * BOOK)
+        books.append((start.isoformat(), disordered(book, 32, 0.05, seed=month + 1) if disorder else book))  # fmt: skip
+    lines = 0
     with path.open("wb") as out:
-        while (written < loans) if loans else (lines < events):
-            size = min(BOOK, loans - written) if loans else BOOK
-            start = datetime(2026 + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-            book = car_loan_book(size, seed=month + 1, month=start, first=written)
-            for record in disordered(book, 32, 0.05, seed=month + 1) if disorder else book:
-                out.write(orjson.dumps(record) + b"\n")
-                lines += 1
-                if events and lines >= events:
-                    break
-            written += size
-            month += 1
-    return lines, written
+        for record in in_time(books):
+            out.write(orjson.dumps(record) + b"\n")
+            lines += 1
+            if events and lines >= events:
+                break
+    return lines, sum(sizes)
+
+
+def in_time(books: list[tuple[str, Iterator[dict[str, Any]]]]) -> Iterator[dict[str, Any]]:
+    """The records of months' books, each (its month's start, its records in arrival order),
+    merged on ``occurred_at`` (UTC text, in order as text). A book is opened when the merge
+    reaches its month: two months are in memory at a time."""
+    Book = Iterator[dict[str, Any]]
+    heap: list[tuple[str, int, dict[str, Any], Book]] = []
+    count = 0
+
+    def take(book: Book) -> None:
+        nonlocal count
+        record = next(book, None)
+        if record is not None:
+            count += 1  # ties keep arrival order
+            heapq.heappush(heap, (record["occurred_at"], count, record, book))
+
+    waiting = iter(books)
+    following = next(waiting, None)
+    while heap or following is not None:
+        if following is not None and (not heap or heap[0][0] >= following[0]):
+            take(following[1])
+            following = next(waiting, None)
+            continue
+        _, _, record, book = heapq.heappop(heap)
+        yield record
+        take(book)
 
 
 def peak_kib() -> int:
@@ -95,7 +131,7 @@ def engine_run(
 ) -> None:
     start = time.process_time()
     laps: list[float] = []
-    engine = Engine.open(db, clock=ManualClock(), cache_size=REPLAY_CACHE)  # as the CLI's
+    engine = Engine.open(db, clock=ManualClock())
     replay_logs(
         BatchedReplay(engine, batch_size=1000),
         [log],

@@ -28,7 +28,6 @@ from ..importers import (
 from ..importers import read as read_import
 from ..importers.xes import DEFAULT_MAPPING
 from ..replay import (
-    REPLAY_CACHE,
     BatchedReplay,
     LogUnreadable,
     Replay,
@@ -38,6 +37,7 @@ from ..replay import (
     replay_logs,
     replay_records,
 )
+from ..stores.sql import CACHE_SIZE
 from .options import (
     db_option,
     import_options,
@@ -65,10 +65,10 @@ from .options import (
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="A channel notices are sent on, in order (counted, nothing is sent); "
                    "name the channels the log's receipt lines name. Default: one, `replay`.")  # fmt: skip
-@click.option("--cache", "cache_size", type=click.IntRange(min=1), default=REPLAY_CACHE,
+@click.option("--cache", "cache_size", type=click.IntRange(min=1), default=CACHE_SIZE,
               show_default=True,
-              help="Debits kept in memory between their events, about 2.5 KB each: a month's "
-                   "book is read back from the database no more. Lower it to use less memory.")  # fmt: skip
+              help="Debits kept in memory between their events, about 2.5 KB each; those not "
+                   "kept are read back from the database when their next event comes.")  # fmt: skip
 @import_options
 def replay(
     logs: tuple[str, ...],

@@ -12,11 +12,10 @@ JSONL and CSV logs, ``summary`` runs logs through a runner and sums up from the 
 
 from .logs import LogUnreadable, read_log, read_records
 from .report import html_report
-from .runner import REPLAY_CACHE, BatchedReplay, Replay, ReplayStopped
+from .runner import BatchedReplay, Replay, ReplayStopped
 from .summary import ReplaySummary, replay_logs, replay_records
 
 __all__ = [
-    "REPLAY_CACHE",
     "BatchedReplay",
     "LogUnreadable",
     "Replay",

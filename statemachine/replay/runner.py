@@ -46,9 +46,6 @@ DISPATCH_CHUNK: Final = 1000  # notices dispatched (and their debits read) at a 
 LEGACY_NOTICE: Final = "notice_sent"
 RECEIPT: Final = "receipt"  # a log line that is a provider's delivery receipt (N8)
 RECENT: Final = 1000  # notices a replay keeps at hand in ``dispatched``
-# Debits a replay's store keeps in memory (about 2.5 KB each): a large lender's month, whose
-# loans' events spread over it, is not read back from the database mid-month.
-REPLAY_CACHE: Final = 100_000
 
 
 class ReplayStopped(StateMachineError):

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import StoreBusy, StoreError
 from ..spec import Spec
 from .queries import Queries, pyformat
-from .sql import SQLStore
+from .sql import CACHE_SIZE, SQLStore
 
 SCHEMA_VERSION: Final = 5
 T = TypeVar("T")
@@ -153,7 +153,7 @@ class PostgresStore(SQLStore):
         *,
         schema: str | None = None,
         pool_size: int = 4,
-        cache_size: int = 10_000,
+        cache_size: int = CACHE_SIZE,
         timeout: float = 10.0,
         create: bool = True,
     ) -> None:

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from ..decide import Decide, Decision
 from ..events import Event
@@ -30,6 +30,8 @@ from .sql_reports import SQLReports, chunks
 from .sql_staging import undo_copy
 
 T = TypeVar("T")
+# Debits a store keeps in memory (about 2.5 KB each); others are read back when next needed.
+CACHE_SIZE: Final = 10_000
 Connection = Any  # sqlite3.Connection or psycopg.Connection: both have execute()
 
 

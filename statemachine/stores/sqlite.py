@@ -19,7 +19,7 @@ import sqlite_utils
 from ..errors import StoreBusy, StoreError
 from ..spec import Spec
 from .queries import Queries
-from .sql import SQLStore, utc_text
+from .sql import CACHE_SIZE, SQLStore, utc_text
 
 __all__ = ["SCHEMA_VERSION", "SQL", "SQLiteStore", "utc_text"]
 
@@ -47,7 +47,7 @@ class SQLiteStore(SQLStore):
         *,
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
-        cache_size: int = 10_000,
+        cache_size: int = CACHE_SIZE,
         create: bool = True,
     ) -> None:
         self.path = Path(path)
