@@ -33,6 +33,7 @@ from .base import DerivedReports, Item, Stop
 # cyclic garbage collector stops tracking, rather than one more reference to scan per event.
 _Entry = tuple[int, Event | bool | None, str, str, str | None, str | None, str | None, str | None]
 _FEW: Final = 8  # arrivals a debit's history keeps in a tuple
+_APPLIED: Final = Verdict.APPLIED._value_
 
 
 class MemoryStore(DerivedReports):
@@ -65,23 +66,37 @@ class MemoryStore(DerivedReports):
         now: datetime | None = None,
     ) -> Result:
         debit_id, event_id = event.debit_id, event.event_id
-        result, record, accepted, notice = decide(
-            event, self._debits.get(debit_id), self._accepted.get(event_id), now
+        record = self._debits.get(debit_id)
+        accepted = self._accepted
+        # An event in order on a known debit takes decide's fast path: no decision to unpack.
+        result = (
+            decide.advance(event, record, now)
+            if record is not None and event_id not in accepted
+            else None
         )
+        if result is not None:
+            accepted[event_id] = event
+            kept: Event | bool = True
+            verdict = _APPLIED
+            notice = result.notice
+        else:
+            result, record, taken, notice = decide(event, record, accepted.get(event_id), now)
+            if taken:
+                accepted[event_id] = event
+                self._debits[debit_id] = record  # type: ignore[assignment]
+            kept = True if taken else event
+            verdict = result.verdict._value_
         seq = self._seq = self._seq + 1
-        if accepted:
-            self._accepted[event_id] = event
-            self._debits[debit_id] = record  # type: ignore[assignment]
-        kept = True if accepted else event
-        entry = (seq, kept, result[0]._value_, result[1], raw, origin, debit_id, event_id)
+        entry = (seq, kept, verdict, result.reason, raw, origin, debit_id, event_id)
         history = self._history.get(debit_id)
         if history is None:
             self._history[debit_id] = (entry,)
         elif isinstance(history, list):
             history.append(entry)
         else:
+            # Concatenation: it builds no list on the way, unlike (*history, entry).
             self._history[debit_id] = (
-                (*history, entry) if len(history) < _FEW else [*history, entry]
+                history + (entry,) if len(history) < _FEW else [*history, entry]  # noqa: RUF005
             )
         if notice is not None:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
