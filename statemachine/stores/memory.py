@@ -6,6 +6,7 @@ Its reports are derived from its records (:class:`~statemachine.stores.base.Deri
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -32,7 +33,6 @@ from .base import DerivedReports, Item, Stop
 # and None for input that could not be parsed: the entry then holds only atoms, which the
 # cyclic garbage collector stops tracking, rather than one more reference to scan per event.
 _Entry = tuple[int, Event | bool | None, str, str, str | None, str | None, str | None, str | None]
-_FEW: Final = 8  # arrivals a debit's history keeps in a tuple
 _APPLIED: Final = Verdict.APPLIED._value_
 
 
@@ -42,9 +42,12 @@ class MemoryStore(DerivedReports):
     def __init__(self) -> None:
         self._debits: dict[str, DebitRecord] = {}
         self._accepted: dict[str, Event] = {}
-        # A debit's arrivals: a tuple while they are few (of atoms, it goes untracked by the
-        # garbage collector like its entries), then a list.
-        self._history: dict[str | None, tuple[_Entry, ...] | list[_Entry]] = {}
+        self._arrivals: list[_Entry] = []  # every arrival, in arrival order
+        # Where each debit's arrivals are in ``_arrivals``, brought up to date when a history is
+        # read: writing an arrival is one append. (None: input that named no debit.)
+        self._positions: dict[str | None, list[int]] = {}
+        self._indexed = 0  # the arrivals ``_positions`` covers
+        self._indexing = threading.Lock()  # readers on several threads index once
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
         # notice_id -> (the claiming dispatcher's token, end of its lease, debit_id)
         self._claims: dict[str, tuple[str, datetime, str]] = {}
@@ -87,17 +90,7 @@ class MemoryStore(DerivedReports):
             kept = True if taken else event
             verdict = result.verdict._value_
         seq = self._seq = self._seq + 1
-        entry = (seq, kept, verdict, result.reason, raw, origin, debit_id, event_id)
-        history = self._history.get(debit_id)
-        if history is None:
-            self._history[debit_id] = (entry,)
-        elif isinstance(history, list):
-            history.append(entry)
-        else:
-            # Concatenation: it builds no list on the way, unlike (*history, entry).
-            self._history[debit_id] = (
-                history + (entry,) if len(history) < _FEW else [*history, entry]  # noqa: RUF005
-            )
+        self._arrivals.append((seq, kept, verdict, result.reason, raw, origin, debit_id, event_id))
         if notice is not None:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
@@ -125,11 +118,7 @@ class MemoryStore(DerivedReports):
     ) -> Result:
         self._seq += 1
         entry = (self._seq, None, Verdict.INVALID._value_, reason, raw, origin, debit_id, event_id)
-        history = self._history.get(debit_id, ())
-        if isinstance(history, list):
-            history.append(entry)
-        else:
-            self._history[debit_id] = [*history, entry]
+        self._arrivals.append(entry)
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result.invalid(reason, event_id, debit_id, record)
 
@@ -151,8 +140,22 @@ class MemoryStore(DerivedReports):
         return list(self._debits)
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
-        accepted = self._accepted
-        return [_stored(entry, accepted) for entry in self._history.get(debit_id, ())]
+        arrivals, accepted = self._arrivals, self._accepted
+        return [_stored(arrivals[i], accepted) for i in self._index().get(debit_id, ())]
+
+    def _index(self) -> dict[str | None, list[int]]:
+        """Each debit's arrivals, by their positions in ``_arrivals``, up to date."""
+        with self._indexing:
+            positions, arrivals, end = self._positions, self._arrivals, len(self._arrivals)
+            for position in range(self._indexed, end):
+                debit_id = arrivals[position][6]
+                found = positions.get(debit_id)
+                if found is None:
+                    positions[debit_id] = [position]
+                else:
+                    found.append(position)
+            self._indexed = end
+        return positions
 
     def notices(self, debit_id: str | None = None) -> list[Notice]:
         if debit_id is None:
@@ -166,19 +169,15 @@ class MemoryStore(DerivedReports):
 
     def _verdicts(self) -> dict[str, int]:
         # Arrivals naming a debit that never came to be count too: read from the arrivals.
-        verdicts: Counter[str] = Counter(
-            entry[2] for history in self._history.values() for entry in history
-        )
-        return dict(verdicts)
+        return dict(Counter(entry[2] for entry in self._arrivals))
 
     def last_origin(self, prefix: str) -> str | None:
         found = [
-            (entry[0], entry[5])
-            for history in self._history.values()
-            for entry in history
+            entry[5]
+            for entry in self._arrivals
             if entry[5] is not None and entry[5].startswith(prefix)
         ]
-        return max(found)[1] if found else None
+        return found[-1] if found else None  # the arrivals are in seq order
 
     # -- inquiries -------------------------------------------------------------------------
 
