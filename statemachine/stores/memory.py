@@ -99,7 +99,7 @@ class MemoryStore(DerivedReports):
         self, items: Iterable[Item], decide: Decide, stop: Stop | None = None
     ) -> list[Result]:
         # ``execute`` item by item, written out with its lookups held in locals: a batch is the
-        # hot loop of imports and replays. Events off the fast path go through ``execute``.
+        # hot loop of imports and replays.
         debits, accepted, arrivals, due = self._debits, self._accepted, self._arrivals, self._due
         advance, push, results = decide.advance, heapq.heappush, []
         for event, raw, origin, now in items:
@@ -110,17 +110,22 @@ class MemoryStore(DerivedReports):
                 if record is not None and event_id not in accepted
                 else None
             )
-            if result is None:
-                result = self.execute(event, decide, raw, origin, now)
-            else:
+            if result is not None:
                 accepted[event_id] = event
-                seq = self._seq = self._seq + 1
-                arrivals.append(
-                    (seq, True, _APPLIED, result.reason, raw, origin, debit_id, event_id)
-                )
+                kept: Event | bool = True
+                verdict = _APPLIED
                 notice = result.notice
-                if notice is not None:
-                    push(due, (notice.due_at, notice.notice_id, debit_id))
+            else:
+                result, record, taken, notice = decide(event, record, accepted.get(event_id), now)
+                if taken:
+                    accepted[event_id] = event
+                    debits[debit_id] = record  # type: ignore[assignment]
+                kept = True if taken else event
+                verdict = result.verdict._value_
+            seq = self._seq = self._seq + 1
+            arrivals.append((seq, kept, verdict, result.reason, raw, origin, debit_id, event_id))
+            if notice is not None:
+                push(due, (notice.due_at, notice.notice_id, debit_id))
             results.append(result)
             if stop is not None and stop(result):
                 break
