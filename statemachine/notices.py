@@ -27,21 +27,6 @@ def notice_id(debit_id: str, attempt: int, kind: str, nth: int = 1) -> str:
     return base if nth == 1 else f"{base}:{nth}"
 
 
-def first_notice(
-    debit_id: str, attempt: int, outcome: str, due: datetime, now: datetime, version: int
-) -> Notice:
-    """The notice a debit's first outcome plans (N1): ``plan`` where the debit has none yet.
-
-    >>> from statemachine.clock import DAWN
-    >>> first_notice("d-1", 1, "succeeded", DAWN, DAWN, 3).notice_id
-    'd-1#1:succeeded'
-    """
-    # notice_id(debit_id, attempt, outcome), written out: one call fewer on the hot path
-    return _new_notice(Notice, (f"{debit_id}#{attempt}:{outcome}", debit_id, attempt, outcome,
-                       outcome, due, now, _QUEUED, None, None, 0, None, None,
-                       version, (), None))  # fmt: skip
-
-
 def plan(
     record: DebitRecord, outcome: str, attempt: int, spec: Spec, now: datetime
 ) -> Notice | None:
@@ -57,7 +42,9 @@ def plan(
         return None
     due = now + spec.settle_window if outcome == spec.failed else now
     if not record.notices:  # the usual case: the first outcome of the debit
-        return first_notice(record.debit_id, attempt, outcome, due, now, record.version + 1)
+        return _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
+                           attempt, outcome, outcome, due, now, _QUEUED, None, None,
+                           0, None, None, record.version + 1, (), None))  # fmt: skip
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):
         return None
