@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
-from .events import CREATED, FIELDS, OUTCOME_TYPES, REVERSED, Event
+from .events import CREATED, FIELDS, OUTCOME_TYPES, REVERSED, SUCCEEDED, Event
 from .notices import plan
-from .precedence import LAST_WORD, Verdict, classify, fold, strength, transition_text
+from .precedence import LAST_WORD, Verdict, classify, fold, transition_text
 from .records import DebitRecord, Notice, Result
 from .refold import OrderedFacts
 from .spec import STRONGER, Spec
@@ -31,8 +31,22 @@ from .spec import STRONGER, Spec
 # debit's facts, the notice planned with the change or None). A plain tuple: apply is hot.
 Decision = tuple[Result, DebitRecord | None, bool, Notice | None]
 
-# decide(event, record, prior, now): ``now`` is the time to plan notices at, None for the clock's.
-Decide = Callable[[Event, DebitRecord | None, Event | None, datetime | None], Decision]
+
+class Decide(Protocol):
+    """What a store decides arrivals with (a :class:`Decider`). ``now`` is the time to plan
+    notices at, None for the clock's."""
+
+    def __call__(
+        self, event: Event, record: DebitRecord | None, prior: Event | None, now: datetime | None
+    ) -> Decision:
+        """Decide any arrival: ``prior`` is the accepted event stored under its event_id."""
+        ...
+
+    def advance(self, event: Event, record: DebitRecord, now: datetime | None) -> Result | None:
+        """Decide a new event (no event stored under its id) that moves ``record`` one step in
+        order, as ``__call__`` would, accepting it; None, the record untouched, for any other."""
+        ...
+
 
 _new_result = tuple.__new__  # Result(...) without the NamedTuple constructor: apply is hot
 _STRENGTH_TYPES: Final = OUTCOME_TYPES | {REVERSED}
@@ -48,6 +62,7 @@ class _Step(NamedTuple):
     strength: bool  # the event claims the attempt's outcome
     outcome: bool  # the destination is customer-visible
     reason: str
+    wins: int  # the strength's last part: 1 for a success (precedence.strength)
 
 
 def _fast_steps(spec: Spec) -> dict[str, dict[str, _Step]]:
@@ -66,6 +81,7 @@ def _fast_steps(spec: Spec) -> dict[str, dict[str, _Step]]:
                 edge.trigger in _STRENGTH_TYPES,
                 edge.dest in spec.outcomes,
                 transition_text(edge.source, edge.dest, spec),
+                1 if edge.trigger == SUCCEEDED else 0,
             )
     return steps
 
@@ -77,6 +93,7 @@ class Decider:
         self.spec = spec
         self.clock = clock
         self._authorities = spec.authorities
+        self._unknown_level = spec.authority(spec.unknown_source)
         self._steps = _fast_steps(spec)
         self._created_reason = f"new debit, {spec.initial}"
 
@@ -99,15 +116,9 @@ class Decider:
                 return self._decision(event, record, APPLIED, self._created_reason)
             before = None
         else:
-            # Fast path (in order, nothing parked): the one step the fold would take as well.
-            steps = self._steps.get(record.state)
-            step = steps.get(event.type) if steps is not None else None
-            if (
-                step is not None
-                and event.attempt == record.attempt == record.max_attempt
-                and (step[1] or record.strength is None)
-            ):
-                return self._step(event, record, step, now)
+            result = self.advance(event, record, now)
+            if result is not None:
+                return result, record, True, result.notice
             before = record.position()
         placed = None
         if before is None:  # a new debit: nothing to keep in order yet
@@ -143,31 +154,49 @@ class Decider:
             ordered.add(ordered.place(event))
         return ordered
 
-    def _step(
-        self, event: Event, record: DebitRecord, step: _Step, now: datetime | None
-    ) -> Decision:
-        dest, _, strong, outcome, reason = step
-        notice = (
-            plan(record, dest, record.attempt, self.spec, now or self.clock()) if outcome else None
-        )
+    def advance(
+        self, event: Event, record: DebitRecord, now: datetime | None = None
+    ) -> Result | None:
+        """The fast path: an event in order on the debit's attempt, with nothing parked, whose
+        one step the fold would take as well. Accepts it and returns its result; None, the
+        record untouched, when the event needs the whole fold. The store must have no event
+        under its event_id."""
+        steps = self._steps.get(record.state)
+        step = steps.get(event.type) if steps is not None else None
+        attempt, best = record.attempt, record.strength
+        if (
+            step is None
+            or event.attempt != attempt
+            or attempt != record.max_attempt
+            or not (step.unguarded or best is None)  # `stronger` once the attempt has an outcome
+        ):
+            return None
+        level = self._authorities.get(event.source)
+        power = None
+        if step.strength:  # precedence.strength, of a success or a failure: reversals fold
+            power = (self._unknown_level if level is None else level, event.occurred_at, step.wins)
+            if best is not None and not power > best:
+                power = None  # the outcome standing is the stronger: it keeps its strength
+        dest, version, notice = step.dest, record.version + 1, None
+        if step.outcome:
+            notice = plan(record, dest, attempt, self.spec, now or self.clock())
         # Nothing may fail past this point: the in-memory store's record is live.
         record.facts.append(event)
-        record.version += 1
-        if strong:
-            power = strength(event, self.spec)
-            if record.strength is None or power > record.strength:
-                record.strength = power
+        record.version = version
+        if power is not None:
+            record.strength = power
         record.state = dest
         if notice is not None:
             record.notices[notice.notice_id] = notice
-        if event.source in self._authorities:
-            result = _new_result(
-                Result,
-                (APPLIED, reason, event.event_id, event.debit_id, dest, record.attempt,
-                 record.version, record.needs_review, notice),
-            )  # fmt: skip
-            return result, record, True, notice
-        return self._decision(event, record, APPLIED, reason, notice)
+        reason = step.reason
+        if level is None:
+            reason += f"; unknown source {event.source!r} counted as {self.spec.unknown_source}"
+        result: Result = _new_result(
+            Result,
+            (APPLIED, reason, event.event_id, event.debit_id, dest, attempt, version,
+             record.needs_review, notice),
+        )  # fmt: skip
+        return result
 
     def _repeat(self, event: Event, record: DebitRecord | None, prior: Event) -> Decision:
         """P1: the same event_id again, with the same content (duplicate) or not (invalid)."""

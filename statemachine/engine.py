@@ -175,7 +175,7 @@ class Engine:
         instead of the clock's. With ``stop``, the batch ends after the first result it is true
         for. The cyclic garbage collector pauses for the batch: the engine makes no reference
         cycles, and scanning its records dominates otherwise."""
-        items = [item if isinstance(item, tuple) else (item, None, None, None) for item in events]
+        items = (item if isinstance(item, tuple) else (item, None, None, None) for item in events)
         paused = gc.isenabled()
         gc.disable()
         try:

@@ -17,6 +17,7 @@ from .records import CORRECTION, DebitRecord, Notice, NoticeStatus
 from .spec import Spec
 
 _new_notice = tuple.__new__  # Notice(...) without the NamedTuple constructor: planning is hot
+_QUEUED: Final = NoticeStatus.QUEUED  # an enum's member costs a lookup through its class
 
 
 def notice_id(debit_id: str, attempt: int, kind: str, nth: int = 1) -> str:
@@ -42,7 +43,7 @@ def plan(
     due = now + spec.settle_window if outcome == spec.failed else now
     if not record.notices:  # the usual case: the first outcome of the debit
         return _new_notice(Notice, (notice_id(record.debit_id, attempt, outcome), record.debit_id,
-                           attempt, outcome, outcome, due, now, NoticeStatus.QUEUED, None, None,
+                           attempt, outcome, outcome, due, now, _QUEUED, None, None,
                            0, None, None, record.version + 1, (), None))  # fmt: skip
     told = last_told(record.notices.values())
     if told is not None and (told.attempt, told.outcome) == (attempt, outcome):

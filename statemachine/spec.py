@@ -119,7 +119,7 @@ class Spec:
     @property
     def failed(self) -> str:
         """The failure state, whose notice waits the settle window (N2)."""
-        return self.state_after(FAILED)
+        return self.after.get(FAILED, FAILED)  # state_after(FAILED): planning asks at every outcome
 
     @classmethod
     @functools.cache

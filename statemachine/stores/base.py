@@ -61,7 +61,8 @@ class Store(Protocol):
     ``execute`` runs ``decide(event, record, prior, None)`` with the debit's record (None if
     new) and the accepted event already stored under the same event_id (None if none), then
     writes the arrival, the record and the notice together. ``decide`` may change the record
-    it is given.
+    it is given. For a new event_id on a stored debit a store may ask ``decide.advance`` first:
+    it decides an event in order as ``decide`` would, or returns None and changes nothing.
     """
 
     def execute(

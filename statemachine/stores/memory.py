@@ -6,6 +6,7 @@ Its reports are derived from its records (:class:`~statemachine.stores.base.Deri
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -32,7 +33,7 @@ from .base import DerivedReports, Item, Stop
 # and None for input that could not be parsed: the entry then holds only atoms, which the
 # cyclic garbage collector stops tracking, rather than one more reference to scan per event.
 _Entry = tuple[int, Event | bool | None, str, str, str | None, str | None, str | None, str | None]
-_FEW: Final = 8  # arrivals a debit's history keeps in a tuple
+_APPLIED: Final = Verdict.APPLIED._value_
 
 
 class MemoryStore(DerivedReports):
@@ -41,9 +42,12 @@ class MemoryStore(DerivedReports):
     def __init__(self) -> None:
         self._debits: dict[str, DebitRecord] = {}
         self._accepted: dict[str, Event] = {}
-        # A debit's arrivals: a tuple while they are few (of atoms, it goes untracked by the
-        # garbage collector like its entries), then a list.
-        self._history: dict[str | None, tuple[_Entry, ...] | list[_Entry]] = {}
+        self._arrivals: list[_Entry] = []  # every arrival, in arrival order
+        # Where each debit's arrivals are in ``_arrivals``, brought up to date when a history is
+        # read: writing an arrival is one append. (None: input that named no debit.)
+        self._positions: dict[str | None, list[int]] = {}
+        self._indexed = 0  # the arrivals ``_positions`` covers
+        self._indexing = threading.Lock()  # readers on several threads index once
         self._due: list[tuple[datetime, str, str]] = []  # (due_at, notice_id, debit_id) heap
         # notice_id -> (the claiming dispatcher's token, end of its lease, debit_id)
         self._claims: dict[str, tuple[str, datetime, str]] = {}
@@ -65,24 +69,28 @@ class MemoryStore(DerivedReports):
         now: datetime | None = None,
     ) -> Result:
         debit_id, event_id = event.debit_id, event.event_id
-        result, record, accepted, notice = decide(
-            event, self._debits.get(debit_id), self._accepted.get(event_id), now
+        record = self._debits.get(debit_id)
+        accepted = self._accepted
+        # An event in order on a known debit takes decide's fast path: no decision to unpack.
+        result = (
+            decide.advance(event, record, now)
+            if record is not None and event_id not in accepted
+            else None
         )
-        seq = self._seq = self._seq + 1
-        if accepted:
-            self._accepted[event_id] = event
-            self._debits[debit_id] = record  # type: ignore[assignment]
-        kept = True if accepted else event
-        entry = (seq, kept, result[0]._value_, result[1], raw, origin, debit_id, event_id)
-        history = self._history.get(debit_id)
-        if history is None:
-            self._history[debit_id] = (entry,)
-        elif isinstance(history, list):
-            history.append(entry)
+        if result is not None:
+            accepted[event_id] = event
+            kept: Event | bool = True
+            verdict = _APPLIED
+            notice = result.notice
         else:
-            self._history[debit_id] = (
-                (*history, entry) if len(history) < _FEW else [*history, entry]
-            )
+            result, record, taken, notice = decide(event, record, accepted.get(event_id), now)
+            if taken:
+                accepted[event_id] = event
+                self._debits[debit_id] = record  # type: ignore[assignment]
+            kept = True if taken else event
+            verdict = result.verdict._value_
+        seq = self._seq = self._seq + 1
+        self._arrivals.append((seq, kept, verdict, result.reason, raw, origin, debit_id, event_id))
         if notice is not None:
             heapq.heappush(self._due, (notice.due_at, notice.notice_id, debit_id))
         return result
@@ -90,13 +98,36 @@ class MemoryStore(DerivedReports):
     def execute_many(
         self, items: Iterable[Item], decide: Decide, stop: Stop | None = None
     ) -> list[Result]:
-        execute = self.execute
-        if stop is None:
-            return [execute(event, decide, raw, origin, now) for event, raw, origin, now in items]
-        results = []
+        # ``execute`` item by item, written out with its lookups held in locals: a batch is the
+        # hot loop of imports and replays.
+        debits, accepted, arrivals, due = self._debits, self._accepted, self._arrivals, self._due
+        advance, push, results = decide.advance, heapq.heappush, []
         for event, raw, origin, now in items:
-            results.append(execute(event, decide, raw, origin, now))
-            if stop(results[-1]):
+            debit_id, event_id = event.debit_id, event.event_id
+            record = debits.get(debit_id)
+            result = (
+                advance(event, record, now)
+                if record is not None and event_id not in accepted
+                else None
+            )
+            if result is not None:
+                accepted[event_id] = event
+                kept: Event | bool = True
+                verdict = _APPLIED
+                notice = result.notice
+            else:
+                result, record, taken, notice = decide(event, record, accepted.get(event_id), now)
+                if taken:
+                    accepted[event_id] = event
+                    debits[debit_id] = record  # type: ignore[assignment]
+                kept = True if taken else event
+                verdict = result.verdict._value_
+            seq = self._seq = self._seq + 1
+            arrivals.append((seq, kept, verdict, result.reason, raw, origin, debit_id, event_id))
+            if notice is not None:
+                push(due, (notice.due_at, notice.notice_id, debit_id))
+            results.append(result)
+            if stop is not None and stop(result):
                 break
         return results
 
@@ -110,11 +141,7 @@ class MemoryStore(DerivedReports):
     ) -> Result:
         self._seq += 1
         entry = (self._seq, None, Verdict.INVALID._value_, reason, raw, origin, debit_id, event_id)
-        history = self._history.get(debit_id, ())
-        if isinstance(history, list):
-            history.append(entry)
-        else:
-            self._history[debit_id] = [*history, entry]
+        self._arrivals.append(entry)
         record = self._debits.get(debit_id) if debit_id is not None else None
         return Result.invalid(reason, event_id, debit_id, record)
 
@@ -136,8 +163,22 @@ class MemoryStore(DerivedReports):
         return list(self._debits)
 
     def history(self, debit_id: str | None) -> list[StoredEvent]:
-        accepted = self._accepted
-        return [_stored(entry, accepted) for entry in self._history.get(debit_id, ())]
+        arrivals, accepted = self._arrivals, self._accepted
+        return [_stored(arrivals[i], accepted) for i in self._index().get(debit_id, ())]
+
+    def _index(self) -> dict[str | None, list[int]]:
+        """Each debit's arrivals, by their positions in ``_arrivals``, up to date."""
+        with self._indexing:
+            positions, arrivals, end = self._positions, self._arrivals, len(self._arrivals)
+            for position in range(self._indexed, end):
+                debit_id = arrivals[position][6]
+                found = positions.get(debit_id)
+                if found is None:
+                    positions[debit_id] = [position]
+                else:
+                    found.append(position)
+            self._indexed = end
+        return positions
 
     def notices(self, debit_id: str | None = None) -> list[Notice]:
         if debit_id is None:
@@ -151,19 +192,15 @@ class MemoryStore(DerivedReports):
 
     def _verdicts(self) -> dict[str, int]:
         # Arrivals naming a debit that never came to be count too: read from the arrivals.
-        verdicts: Counter[str] = Counter(
-            entry[2] for history in self._history.values() for entry in history
-        )
-        return dict(verdicts)
+        return dict(Counter(entry[2] for entry in self._arrivals))
 
     def last_origin(self, prefix: str) -> str | None:
         found = [
-            (entry[0], entry[5])
-            for history in self._history.values()
-            for entry in history
+            entry[5]
+            for entry in self._arrivals
             if entry[5] is not None and entry[5].startswith(prefix)
         ]
-        return max(found)[1] if found else None
+        return found[-1] if found else None  # the arrivals are in seq order
 
     # -- inquiries -------------------------------------------------------------------------
 
