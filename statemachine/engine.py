@@ -13,8 +13,8 @@ rooms behind it (deciding in ``decide.py``, sending in ``dispatch.py``, queries 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,20 @@ from .spec import Spec
 from .stores.base import Item, Stop, StoreAdapter
 from .stores.memory import MemoryStore
 from .templates import Templates
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused inside (if it ran): for the engine's long loops,
+    which make no reference cycles (a test holds a replay to none) and would otherwise spend a
+    tenth of their time scanning the records they keep. Reference counting frees as usual."""
+    running = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
 
 
 class Engine:
@@ -176,13 +190,8 @@ class Engine:
         for. The cyclic garbage collector pauses for the batch: the engine makes no reference
         cycles, and scanning its records dominates otherwise."""
         items = (item if isinstance(item, tuple) else (item, None, None, None) for item in events)
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return self.store.execute_many(items, self.decide, stop)
-        finally:
-            if paused:
-                gc.enable()
 
     def ingest(
         self,

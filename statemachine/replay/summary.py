@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ..engine import Engine
+from ..engine import Engine, collector_paused
 from ..events import FAILED, MAX_ATTEMPT, Event, Refusal, parse_input
 from ..messages import Message
 from ..receipts import delivery_rate, receipt_fields
@@ -185,7 +185,7 @@ def replay_records(
     if progress is not None:
         records = progress(records)
     stored = _Resume(replay.engine) if resume else None
-    with closing(_LegacyNotices()) as legacy:
+    with closing(_LegacyNotices()) as legacy, collector_paused():
         try:
             for origin, line, data in records:
                 summary.lines += 1
