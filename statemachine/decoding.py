@@ -85,12 +85,12 @@ def decode_event(line: bytes | str) -> Event | None:
     # Every check Event's validators make is made above: build it without repeating them.
     event: Event = _new(Event)
     _set(event, "event_id", f.event_id)
-    # A debit's events, and the events of every debit, repeat these: one string each, shared
-    # by the records a store keeps (interned strings go when the last user goes).
-    _set(event, "debit_id", intern(f.debit_id))
+    _set(event, "debit_id", f.debit_id)
     _set(event, "type", f.type)
     _set(event, "occurred_at", moment)
     _set(event, "attempt", f.attempt)
+    # Every debit's events repeat these few: one string each, shared by the records a store
+    # keeps (interned strings go when their last user goes).
     _set(event, "source", intern(f.source))
     _set(event, "amount", f.amount)
     _set(event, "currency", None if f.currency is None else intern(f.currency))

@@ -254,7 +254,7 @@ class Event:
 # What :meth:`Event.from_stored` expects in a payload: every field, as ``to_dict`` writes.
 _STORED: Final = frozenset(FIELDS)
 _AS_STORED: Final = tuple(name for name in FIELDS if name != "occurred_at")
-_SHARED: Final = ("debit_id", "type", "source", "currency")  # fields many events repeat
+_SHARED: Final = ("type", "source", "currency")  # fields every debit's events repeat
 
 
 def parse_time(value: object, field: str = "occurred_at") -> datetime:
