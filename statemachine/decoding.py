@@ -16,7 +16,6 @@ True
 from __future__ import annotations
 
 from datetime import datetime
-from sys import intern
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -32,6 +31,7 @@ from .events import (
     _check_data,
     _check_time,
     _text_problem,
+    shared,
 )
 
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
@@ -89,11 +89,9 @@ def decode_event(line: bytes | str) -> Event | None:
     _set(event, "type", f.type)
     _set(event, "occurred_at", moment)
     _set(event, "attempt", f.attempt)
-    # Every debit's events repeat these few: one string each, shared by the records a store
-    # keeps (interned strings go when their last user goes).
-    _set(event, "source", intern(f.source))
+    _set(event, "source", shared(f.source))  # one string for the records a store keeps
     _set(event, "amount", f.amount)
-    _set(event, "currency", None if f.currency is None else intern(f.currency))
+    _set(event, "currency", None if f.currency is None else shared(f.currency))
     _set(event, "reason", f.reason)
     _set(event, "data", f.data)
     return event

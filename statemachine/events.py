@@ -21,7 +21,6 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from sys import intern
 from typing import Any, Final
 
 import attrs
@@ -227,7 +226,7 @@ class Event:
             put(event, name, data[name])
         for name in _SHARED:  # as decoding shares them: a store keeps thousands of records
             if data[name] is not None:
-                put(event, name, intern(data[name]))
+                put(event, name, shared(data[name]))
         put(event, "occurred_at", datetime.fromisoformat(data["occurred_at"]))
         return event
 
@@ -255,6 +254,24 @@ class Event:
 _STORED: Final = frozenset(FIELDS)
 _AS_STORED: Final = tuple(name for name in FIELDS if name != "occurred_at")
 _SHARED: Final = ("type", "source", "currency")  # fields every debit's events repeat
+_TEXTS: dict[str, str] = {}  # the texts ``shared`` hands out
+_TEXTS_MAX: Final = 256
+
+
+def shared(text: str) -> str:
+    """One string object for each of the few texts every debit's events repeat (types,
+    sources, currencies), so the records a store keeps share them. Bounded: past 256
+    distinct texts (a source may be any name) a text is kept as it came.
+
+    >>> shared("gate" + "way") is shared("gateway")
+    True
+    """
+    found = _TEXTS.get(text)
+    if found is not None:
+        return found
+    if len(_TEXTS) < _TEXTS_MAX:
+        _TEXTS[text] = text
+    return text
 
 
 def parse_time(value: object, field: str = "occurred_at") -> datetime:

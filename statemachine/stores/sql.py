@@ -71,10 +71,10 @@ class _Batch:
             record.revision = (self.revisions.get(record.debit_id) or 0) + 1
             store._remember(record)
         if staged is not None:  # written once, when the unit of work ends
-            staged.events.extend(self.events)
-            staged.accepted.update(self.accepted)
             staged.records.update(self.records)
             staged.notices.update(self.notices)
+            staged.accepted.update(self.accepted)
+            staged.events.extend(self.events)
 
 
 class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):

@@ -109,26 +109,35 @@ class SQLStaging(SQLHooks):
             return
         if staged.broken is not None:
             raise StoreError(f"{staged.broken}; the unit of work is rolled back whole")
-        if staged.events:
-            self._many(conn, self.SQL.insert_event, staged.events)
-            staged.events.clear()
-            staged.accepted.clear()
-        if staged.records:
-            self._many(
-                conn, self.SQL.save_debit, [self._debit_row(r) for r in staged.records.values()]
-            )
-            staged.records.clear()
-        if staged.notices:
-            self._many(
-                conn, self.SQL.upsert_notice, [self._notice_row(n) for n in staged.notices.values()]
-            )
-            staged.notices.clear()
+        try:
+            if staged.events:
+                self._many(conn, self.SQL.insert_event, staged.events)
+                staged.events.clear()
+                staged.accepted.clear()
+            if staged.records:
+                rows = [self._debit_row(r) for r in staged.records.values()]
+                self._many(conn, self.SQL.save_debit, rows)
+                staged.records.clear()
+            if staged.notices:
+                rows = [self._notice_row(n) for n in staged.notices.values()]
+                self._many(conn, self.SQL.upsert_notice, rows)
+                staged.notices.clear()
+        except BaseException as exc:
+            # Some rows may be written and others not: written again, they would be doubled.
+            staged.broken = f"writing the rows the unit of work staged failed ({exc})"
+            if isinstance(exc, Exception) and not isinstance(exc, StoreError):
+                raise StoreError(f"{staged.broken}; the unit of work is rolled back whole") from exc
+            raise
 
     def _break(self, why: str) -> None:
         """A write failed inside the unit: what is staged may be half changed, unless the
         write puts it back itself."""
         staged = self._staged
-        if staged is not None and not self._undoing and (staged.records or staged.notices):
+        if (
+            staged is not None
+            and not self._undoing
+            and (staged.events or staged.records or staged.notices)
+        ):
             staged.broken = why
 
 

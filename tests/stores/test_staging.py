@@ -9,9 +9,10 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from support import T0, ev
 
-from statemachine import Engine, ManualClock
+from statemachine import Engine, ManualClock, StoreError
 from statemachine.dispatch import CountingSender
 
 CHANGES = [("created", 0), ("submitted", 1), ("failed", 2), ("retried", 3), ("submitted", 4),
@@ -97,4 +98,30 @@ def test_events_staged_in_a_unit_are_judged_and_kept_in_order_of_arrival(tmp_pat
     assert order == [("e1", "applied", None), ("e2", "applied", None),
                      ("e1", "duplicate", None), ("e2", "invalid", None),
                      (None, "invalid", "log:4"), ("e3", "applied", None)]  # fmt: skip
+    engine.close()
+
+
+def test_a_unit_whose_staged_rows_fail_to_write_can_only_roll_back(tmp_path: Path) -> None:
+    engine = Engine.open(tmp_path / "debits.sqlite", clock=ManualClock(T0))
+    first = ev("created", 0, event_id="x1")
+    engine.apply(first)
+    conn = engine.store.conn  # type: ignore[attr-defined]
+    # The second staged row fails: the first is written by then, and must not be again.
+    conn.execute("CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.event_id = 'b1'"
+                 " BEGIN SELECT RAISE(ABORT, 'boom'); END")  # fmt: skip
+
+    def unit() -> None:
+        with engine.transaction():
+            engine.apply_many([first, ev("created", 0, debit_id="d-2", event_id="b1")])
+            with pytest.raises(StoreError, match="boom"):
+                engine.history("d-1")  # a read writes the staged rows first
+            conn.execute("DROP TRIGGER boom")  # the caller carries on: the unit may not
+
+    with pytest.raises(StoreError, match="rolled back whole"):
+        unit()
+    stored = sqlite3.connect(tmp_path / "debits.sqlite")
+    rows = stored.execute("SELECT event_id, verdict FROM events ORDER BY seq").fetchall()
+    stored.close()
+    assert rows == [("x1", "applied")]  # the unit rolled back whole: nothing doubled
+    assert engine.get("d-2") is None
     engine.close()
