@@ -46,11 +46,16 @@ def utc_text(moment: datetime) -> str:
 class _Batch:
     """What one transaction has read and decided, written with executemany at its end."""
 
-    def __init__(self, revisions: dict[str, int | None], priors: dict[str, str]) -> None:
+    def __init__(
+        self,
+        revisions: dict[str, int | None],
+        priors: dict[str, str],
+        accepted: dict[str, Event],
+    ) -> None:
         self.revisions = revisions  # debit_id -> revision in the database, None if new
         self.priors = priors  # event_id -> payload of the accepted event already stored
         self.records: dict[str, DebitRecord] = {}  # debits decided on in this batch
-        self.accepted: dict[str, Event] = {}  # events accepted in this batch
+        self.accepted = accepted  # events accepted in this batch or staged by its unit
         self.events: list[tuple[Any, ...]] = []
         self.notices: dict[str, Notice] = {}
         self.undo: dict[str, DebitRecord] = {}  # staged records as they were before the batch
@@ -81,7 +86,6 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
     """The logic of every SQL store; subclasses speak their dialect."""
 
     SQL: ClassVar[type[Queries]]
-    name: str  # how messages name the store: a path or a DSN
     spec: Spec
 
     def _setup_cache(self, cache_size: int) -> None:
@@ -198,9 +202,7 @@ class SQLStore(SQLOutbox, SQLReports, SQLReceipts, SQLInquiries):
                 loaded = self._load_many(conn, {debit_id: stale[debit_id] for debit_id in chunk})
                 for record in loaded.values():
                     self._remember(record)
-        batch = _Batch(revisions, priors)
-        batch.accepted.update(accepted)
-        return batch
+        return _Batch(revisions, priors, accepted)
 
     def _lock_and_look(
         self, conn: Connection, debit_ids: list[str], event_ids: list[str]

@@ -18,6 +18,7 @@ class SQLHooks:
     """The hooks ``SQLStore`` and its dialects provide to the mixins."""
 
     SQL: ClassVar[type[Queries]]
+    name: str  # how messages name the store: a path or a DSN
 
     def _write(self) -> AbstractContextManager[Connection]:
         """A connection inside a unit of work (the open one, or one of its own)."""

@@ -124,7 +124,7 @@ class SQLStaging(SQLHooks):
                 staged.notices.clear()
         except BaseException as exc:
             # Some rows may be written and others not: written again, they would be doubled.
-            staged.broken = f"writing the rows the unit of work staged failed ({exc})"
+            staged.broken = f"{self.name}: writing the rows the unit of work staged failed ({exc})"
             if isinstance(exc, Exception) and not isinstance(exc, StoreError):
                 raise StoreError(f"{staged.broken}; the unit of work is rolled back whole") from exc
             raise
